@@ -1,0 +1,5 @@
+"""`python -m streamtune_cli` runs the CLI."""
+
+from streamtune_cli.cli.app import main
+
+main()

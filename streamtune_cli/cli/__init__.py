@@ -1,0 +1,1 @@
+"""Command-line layer: Typer commands that parse arguments, call the core, and render with rich."""

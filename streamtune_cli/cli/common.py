@@ -1,0 +1,140 @@
+"""Helpers shared by the commands: consoles, spec loading, atomic output files, progress display."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rich.console import Console
+
+import typer
+
+from streamtune_cli.errors import Location, Problem, SpecError, StreamtuneError
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_CHECK_FAILED",
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "debug_state",
+    "add_command",
+    "console",
+    "err_console",
+    "quiet_progress",
+    "write_text_atomic",
+    "write_json_atomic",
+    "progress_bar",
+    "expand_paths",
+]
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+console = Console(soft_wrap=False)
+err_console = Console(stderr=True)
+debug_state = {"on": False}
+
+
+def _is_cli_control(exc: BaseException) -> bool:
+    # typer.Exit/Abort and click's own usage errors must pass through to the framework untouched.
+    if isinstance(exc, (typer.Exit, typer.Abort)):
+        return True
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+def add_command(app: typer.Typer, func: Callable[..., Any], name: str | None = None, **kwargs: Any) -> None:
+    """Register `func` as a command whose user errors print one line on stderr and exit 2.
+
+    Tracebacks appear only with --debug. Anything else that escapes is a bug of ours: it is reported
+    as such with exit 3, still without a wall of text.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        try:
+            return func(*args, **kw)
+        except StreamtuneError as exc:
+            if debug_state["on"]:
+                traceback.print_exc()
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _is_cli_control(exc):
+                raise
+            if debug_state["on"]:
+                traceback.print_exc()
+            typer.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in streamtune; run again with --debug for the traceback and report it.",
+                err=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    app.command(name, **kwargs)(wrapper)
+
+
+def quiet_progress() -> bool:
+    """No animated progress in CI (CI=true) or when stdout is not a terminal."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stdout.isatty()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write via a temp file in the same folder and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yields advance(n); shows a rich bar on a terminal, nothing in CI."""
+    if quiet_progress():
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Files named on the command line; unexpanded globs (quoted, or `**` without globstar) are expanded here."""
+    import glob
+
+    paths: list[Path] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise SpecError([Problem(Location(pattern), "no file matches this pattern")])
+            paths += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            paths.append(Path(pattern))
+    return paths

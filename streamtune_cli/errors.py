@@ -1,0 +1,65 @@
+"""Errors a user can cause. The CLI prints them as one clear message and exits 2 (no traceback)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Location", "Problem", "StreamtuneError", "SpecError", "UsageError"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a user's file; line and column are 1-based, as editors show them."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        if self.column is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, with where it is."""
+
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class StreamtuneError(Exception):
+    """Base for errors caused by input or usage; exit code 2."""
+
+    exit_code = 2
+
+
+class SpecError(StreamtuneError):
+    """A job spec (or other input file) is invalid; carries every problem found, each with a position."""
+
+    def __init__(self, problems: list[Problem]):
+        if not problems:
+            raise ValueError("SpecError needs at least one problem")
+        self.problems = problems
+        super().__init__(self.render())
+
+    @property
+    def file(self) -> str:
+        return self.problems[0].location.file
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            return str(self.problems[0])
+        lines = [f"{self.file}: {len(self.problems)} problems"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class UsageError(StreamtuneError):
+    """A command was called with arguments that cannot work together."""

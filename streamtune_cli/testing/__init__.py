@@ -1,0 +1,1 @@
+"""Test support shared by streamtune's own tests: hypothesis strategies for job specs and DAGs."""

@@ -1,0 +1,79 @@
+"""The CLI surface of the foundation: help, validate, show, exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from streamtune_cli.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_help_lists_commands_with_one_line_each() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("validate", "show"):
+        assert command in result.output
+
+
+def test_validate_all_shipped_job_specs() -> None:
+    result = runner.invoke(app, ["validate", str(ROOT / "configs/nexmark/*.yaml"), str(ROOT / "configs/synthetic/*.yaml")])
+    assert result.exit_code == 0, result.output
+    for name in ("nexmark-q1", "nexmark-q11", "diamond", "wide-fanout"):
+        assert name in result.output
+
+
+def test_validate_stops_at_first_invalid_file(tmp_path: Path) -> None:
+    good = ROOT / "configs/nexmark/q1.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("cost_us: 1.5", "cost_us: -1.5").replace("cost_us: 4.0", "cost_us: 0"))
+    later = tmp_path / "later.yaml"
+    later.write_text("not: [valid")
+    result = runner.invoke(app, ["validate", str(good), str(bad), str(later)])
+    assert result.exit_code == 2
+    assert "nexmark-q1" in result.output  # the table of what passed so far
+    assert result.output.count(f"{bad}:") >= 3  # header + both problems, each with a position
+    assert str(later) not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_show_formats() -> None:
+    spec = str(ROOT / "configs/nexmark/q3.yaml")
+    text = runner.invoke(app, ["show", spec])
+    assert text.exit_code == 0 and "seller_join" in text.output and "(see above)" in text.output
+    mermaid = runner.invoke(app, ["show", spec, "--format", "mermaid"])
+    assert mermaid.output.startswith("flowchart LR")
+    assert mermaid.output.count("-->") == 6
+    data = json.loads(runner.invoke(app, ["show", spec, "-f", "json"]).output)
+    assert data["name"] == "nexmark-q3"
+    assert data["topological_order"].index("seller_join") > data["topological_order"].index("local_sellers")
+
+
+def test_missing_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["show", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output and "Traceback" not in result.output
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [")
+    result = subprocess.run(
+        [sys.executable, "-m", "streamtune_cli", "--debug", "validate", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    quiet = subprocess.run([sys.executable, "-m", "streamtune_cli", "validate", str(bad)], capture_output=True, text=True)
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+    assert f"{bad}:1:" in quiet.stderr
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("streamtune ")
