@@ -17,7 +17,9 @@ __all__ = [
     "DEFAULT_SCALING",
     "usl_params",
     "usl_rate",
+    "key_shares",
     "max_key_share",
+    "min_key_share",
     "is_skewed",
     "capacity_rps",
     "demand_rps",
@@ -63,16 +65,24 @@ def _key_instance(keys: int, p: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def max_key_share(zipf_s: float, keys: int, p: int) -> float:
-    """Largest fraction of records any of p instances receives when keys ~ Zipf(zipf_s) are hashed to them."""
+def key_shares(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
+    """Fraction of records each of p instances receives when keys ~ Zipf(zipf_s) are hashed to them."""
     if p <= 1:
-        return 1.0
+        return (1.0,)
     ranks = np.arange(1, keys + 1, dtype=np.float64)
     weights = ranks ** (-zipf_s)
     weights /= weights.sum()
-    shares = np.bincount(_key_instance(keys, p), weights=weights, minlength=p)
-    # Never below the even split: hashing can only make the hottest instance hotter than 1/p.
-    return float(max(shares.max(), 1.0 / p))
+    return tuple(float(x) for x in np.bincount(_key_instance(keys, p), weights=weights, minlength=p))
+
+
+def max_key_share(zipf_s: float, keys: int, p: int) -> float:
+    """Largest share any instance gets; never below the even split 1/p (hashing only makes it hotter)."""
+    return max(max(key_shares(zipf_s, keys, p)), 1.0 / p)
+
+
+def min_key_share(zipf_s: float, keys: int, p: int) -> float:
+    """Smallest share any instance gets (0 when some instance receives no key); never above 1/p."""
+    return min(min(key_shares(zipf_s, keys, p)), 1.0 / p)
 
 
 def is_skewed(graph: JobGraph, op_id: str) -> bool:

@@ -1,0 +1,277 @@
+"""`streamtune tune` (run a tuner on an executor until it converges) and `streamtune simulate` (what-if)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+ORDER = 30
+
+# Executors the CLI knows by name; only these are implemented so far.
+AVAILABLE_EXECUTORS = ("sim",)
+PLANNED_EXECUTORS = ("local", "flink")
+
+
+def _check_executor(name: str) -> None:
+    from streamtune_cli.errors import UsageError
+
+    if name in AVAILABLE_EXECUTORS:
+        return
+    if name in PLANNED_EXECUTORS:
+        raise UsageError(f"executor {name!r} is not available yet (available: {', '.join(AVAILABLE_EXECUTORS)})")
+    raise UsageError(f"unknown executor {name!r} (choose from {', '.join(AVAILABLE_EXECUTORS)})")
+
+
+def _load_job(job: Path):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
+    from streamtune_cli.spec import load_spec
+
+    # SQL expressions do not matter to the sim, and parsing them would import polars.
+    return load_spec(job, check_sql_expressions=False)
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fmt_compact(value: float) -> str:
+    """1,234,567 -> 1.23M: keeps wide tables readable on an 80-column terminal."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _step_line(step: Any) -> str:
+    obs = step.observation
+    share = obs.achieved_rate_rps / obs.target_rate_rps if obs.target_rate_rps else 0.0
+    state = "[red]backpressured[/red]" if obs.backpressured else "[green]keeps up[/green]"
+    total = sum(step.parallelism.values())
+    proposed = sum(step.decision.parallelism.values()) if step.decision else total
+    return (
+        f"step {step.step}: {total} instances, {_fmt_rate(obs.achieved_rate_rps)}/{_fmt_rate(obs.target_rate_rps)} rec/s "
+        f"({share:.0%}) {state} -> {proposed} instances"
+    )
+
+
+def tune(
+    job: Path = typer.Argument(..., help="Job spec YAML file."),
+    executor: str = typer.Option(
+        "sim", "--executor", "-e", help="Where the job runs: sim (analytic model); local and flink are planned."
+    ),
+    tuner: str = typer.Option("ds2", "--tuner", "-t", help="ds2, conttune or autoscaler."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the executor's measurement noise (same seed, same trace)."),
+    rate: Optional[float] = typer.Option(
+        None, "--rate", help="Target source rate in records/s (default: the spec's workload rate)."
+    ),
+    max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
+    max_parallelism: Optional[int] = typer.Option(
+        None, "--max-parallelism", min=1, help="Cap for every operator (default: each operator's max_parallelism)."
+    ),
+    max_change: Optional[float] = typer.Option(
+        None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1)."
+    ),
+    noise: float = typer.Option(0.02, "--noise", min=0.0, help="Relative measurement noise of the sim (0 = exact)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
+    ),
+    report: Optional[Path] = typer.Option(None, "--report", help="Folder for trace.json (and report.md / report.html)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
+) -> None:
+    """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges."""
+    from streamtune_cli.cli.common import console, err_console, quiet_progress
+    from streamtune_cli.errors import UsageError
+    from streamtune_cli.executors.sim import SimExecutor, spec_dir_of
+    from streamtune_cli.tuning.loop import TuningConfig, run_tuning
+    from streamtune_cli.tuning.tuners import make_tuner
+
+    _check_executor(executor)
+    if rate is not None and rate <= 0:
+        raise UsageError(f"--rate must be > 0, got {rate:g}")
+    config = TuningConfig(
+        max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
+    )
+    chosen = make_tuner(tuner)
+    spec = _load_job(job)
+    show_steps = not as_json and not quiet_progress()
+    sim = SimExecutor(seed=seed, noise=noise, rate_rps=rate, spec_dir=spec_dir_of(job))
+    def show_step(step: Any) -> None:
+        err_console.print(_step_line(step), highlight=False)
+
+    try:
+        trace = run_tuning(spec, sim, chosen, config, seed=seed, on_step=show_step if show_steps else None)
+    finally:
+        sim.close()
+    meta = trace.meta
+    oracle = meta["oracle"]  # at the last window's target rate, under the same parallelism cap
+    files = _write_reports(trace, report, oracle["parallelism"]) if report is not None else []
+    rows = [
+        {
+            "operator": op.id,
+            "initial": meta["initial_parallelism"][op.id],
+            "final": meta["final_parallelism"][op.id],
+            "recommended": meta["recommended_parallelism"][op.id],
+            "oracle": oracle["parallelism"][op.id],
+            "reason": (trace.steps[-1].decision.reasons.get(op.id, "") if trace.steps[-1].decision else ""),
+        }
+        for op in spec.operators
+    ]
+    if as_json:
+        data = {
+            "job": trace.job,
+            "executor": trace.executor,
+            "tuner": trace.tuner,
+            "seed": trace.seed,
+            "meta": meta,
+            "operators": rows,
+            "report_files": [str(f) for f in files],
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if dry_run:
+        _print_recommendation(console, trace, rows)
+    else:
+        _print_summary(console, trace, rows, oracle)
+    for path in files:
+        console.print(f"wrote {path}")
+
+
+def _print_recommendation(console: Any, trace: Any, rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    step = trace.steps[0]
+    obs = step.observation
+    table = Table(title=f"{trace.job}: first {trace.tuner} recommendation (dry run, nothing deployed)")
+    for column in ("operator", "current", "recommended", "oracle", "reason"):
+        table.add_column(column, justify="left" if column in ("operator", "reason") else "right", overflow="fold")
+    for row in rows:
+        changed = row["recommended"] != row["initial"]
+        rec = f"[bold]{row['recommended']}[/bold]" if changed else str(row["recommended"])
+        table.add_row(row["operator"], str(row["initial"]), rec, str(row["oracle"]), row["reason"])
+    console.print(table)
+    console.print(
+        f"observed {_fmt_rate(obs.achieved_rate_rps)} of {_fmt_rate(obs.target_rate_rps)} rec/s; "
+        f"{step.decision.summary if step.decision else ''}"
+    )
+
+
+def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    meta = trace.meta
+    table = Table(title=f"{trace.job}: {trace.tuner} on {trace.executor}")
+    for column in ("operator", "initial", "final", "oracle"):
+        table.add_column(column, justify="left" if column == "operator" else "right")
+    for row in rows:
+        final = str(row["final"])
+        if row["final"] < row["oracle"]:
+            final = f"[yellow]{final}[/yellow]"
+        table.add_row(row["operator"], str(row["initial"]), final, str(row["oracle"]))
+    table.add_section()
+    table.add_row(
+        "[bold]total[/bold]",
+        str(sum(r["initial"] for r in rows)),
+        str(meta["final_total"]),
+        str(oracle["total"]) + ("" if oracle["feasible"] else " (infeasible)"),
+    )
+    console.print(table)
+    met = "[green]yes[/green]" if meta["target_met"] else "[red]no[/red]"
+    console.print(f"reconfigurations: {meta['reconfigurations']}   target met: {met}")
+    console.print(f"backpressured windows: {meta['backpressured_windows']} of {meta['steps']}")
+    console.print(f"stop: {meta['stop_reason']} ({meta['stop_detail']})")
+    if not oracle["feasible"]:
+        console.print(f"[yellow]oracle: {oracle['reason']}[/yellow]")
+
+
+def _write_reports(trace: Any, out_dir: Path, oracle: dict[str, int]) -> list[Path]:
+    """trace.json always; report.md and report.html when the report module is installed."""
+    import inspect
+
+    from streamtune_cli.cli.common import write_json_atomic
+
+    written = [write_json_atomic(Path(out_dir) / "trace.json", trace.model_dump(mode="json"))]
+    try:
+        from streamtune_cli.report.trace_report import write_trace_reports
+    except ImportError:
+        return written
+    kwargs = {"oracle": oracle} if "oracle" in inspect.signature(write_trace_reports).parameters else {}
+    for path in write_trace_reports(trace, Path(out_dir), **kwargs):
+        if Path(path) not in written:
+            written.append(Path(path))
+    return written
+
+
+def simulate(
+    job: Path = typer.Argument(..., help="Job spec YAML file."),
+    parallelism: Optional[str] = typer.Option(None, "--parallelism", "-p", help="op=N,op=N (operators not named keep the spec's)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Target source rate in records/s (default: the spec's workload rate)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the measurement noise."),
+    noise: float = typer.Option(0.02, "--noise", min=0.0, help="Relative measurement noise (0 = exact)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """What-if: one simulated window at a chosen parallelism, its bottleneck(s), and the oracle for comparison."""
+    from streamtune_cli.cli.common import console
+    from streamtune_cli.executors.sim import spec_dir_of
+    from streamtune_cli.tuning.parallelism import parse_parallelism
+    from streamtune_cli.tuning.whatif import what_if
+
+    chosen = parse_parallelism(parallelism) if parallelism is not None else {}
+    spec = _load_job(job)
+    result = what_if(spec, chosen, rate_rps=rate, seed=seed, noise=noise, spec_dir=spec_dir_of(job))
+    if as_json:
+        typer.echo(json.dumps({"job": spec.name, **result.to_data()}, indent=2))
+        return
+    _print_what_if(console, spec, result)
+
+
+def _print_what_if(console: Any, spec: Any, result: Any) -> None:
+    from rich.table import Table
+
+    obs = result.observation
+    from rich import box
+
+    table = Table(
+        title=f"{spec.name}: one {obs.window_s:g} s window in the sim",
+        caption="busy/max: mean and busiest instance; bp: blocked on output; TPR: input / busy",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = ("operator", "p", "oracle", "in/s", "out/s", "busy", "max", "bp", "idle", "TPR/s")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "operator" else "right", no_wrap=True)
+    for op in spec.operators:
+        m = obs.operators[op.id]
+        name = op.id
+        if op.id in result.bottlenecks:
+            name = f"[bold red]{op.id}[/bold red]"
+        elif op.id in result.saturated:
+            name = f"[red]{op.id}[/red]"
+        table.add_row(
+            name, str(m.parallelism), str(result.oracle.parallelism[op.id]), _fmt_compact(m.input_rate_rps),
+            _fmt_compact(m.output_rate_rps), f"{m.busy:.2f}", f"{m.busy_max:.2f}", f"{m.backpressured:.2f}",
+            f"{m.idle:.2f}", _fmt_compact(m.true_processing_rate_rps),
+        )
+    console.print(table)
+    share = obs.achieved_rate_rps / obs.target_rate_rps
+    console.print(f"target {_fmt_rate(obs.target_rate_rps)} rec/s, achieved {_fmt_rate(obs.achieved_rate_rps)} rec/s ({share:.1%})")
+    if result.bottlenecks:
+        console.print(
+            f"bottleneck: [bold]{', '.join(result.bottlenecks)}[/bold] (saturated, most downstream; "
+            f"the sources ingest {share:.0%} of the target)"
+        )
+    else:
+        console.print(f"no bottleneck: every operator keeps up (tightest capacity / demand = {result.headroom:.2f})")
+    oracle = result.oracle
+    console.print(
+        f"oracle: {oracle.total} instances ({sum(result.parallelism.values())} deployed); {oracle.reason}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    from streamtune_cli.cli.common import add_command
+
+    add_command(app, tune, "tune")
+    add_command(app, simulate, "simulate")

@@ -1,0 +1,75 @@
+"""What-if analysis: one simulated window of a job at a chosen parallelism, its bottlenecks, and the oracle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streamtune_cli.errors import UsageError
+from streamtune_cli.executors.base import Observation
+from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.spec.models import JobSpec
+from streamtune_cli.tuning.oracle import OracleResult, oracle_parallelism
+from streamtune_cli.tuning.parallelism import complete_parallelism
+
+__all__ = ["WhatIf", "what_if"]
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    parallelism: dict[str, int]
+    observation: Observation
+    saturated: tuple[str, ...]
+    bottlenecks: tuple[str, ...]  # saturated operators with no saturated operator downstream
+    headroom: float  # capacity / demand of the tightest operator at the target rate (>= 1: keeps up)
+    oracle: OracleResult
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "parallelism": self.parallelism,
+            "observation": self.observation.model_dump(mode="json"),
+            "saturated": list(self.saturated),
+            "bottlenecks": list(self.bottlenecks),
+            "headroom": self.headroom,
+            "oracle": {
+                "parallelism": self.oracle.parallelism,
+                "total": self.oracle.total,
+                "feasible": self.oracle.feasible,
+                "rate_rps": self.oracle.rate_rps,
+                "reason": self.oracle.reason,
+            },
+        }
+
+
+def what_if(
+    spec: JobSpec,
+    parallelism: dict[str, int] | None = None,
+    *,
+    rate_rps: float | None = None,
+    seed: int = 0,
+    noise: float = 0.02,
+    spec_dir: str | None = None,
+) -> WhatIf:
+    """Deploy `spec` at `parallelism` (missing operators keep the spec's) in the sim and observe one window."""
+    full = complete_parallelism(spec, parallelism)
+    for op in spec.operators:
+        if full[op.id] > op.max_parallelism:
+            raise UsageError(f"parallelism {full[op.id]} for {op.id!r} exceeds its max_parallelism {op.max_parallelism}")
+    if rate_rps is not None and rate_rps <= 0:
+        raise UsageError(f"--rate must be > 0, got {rate_rps:g}")
+    executor = SimExecutor(seed=seed, noise=noise, rate_rps=rate_rps, spec_dir=spec_dir)
+    try:
+        executor.deploy(spec, full)
+        observation = executor.observe()
+        state = executor.last_state
+        assert state is not None
+    finally:
+        executor.close()
+    return WhatIf(
+        parallelism=full,
+        observation=observation,
+        saturated=state.saturated,
+        bottlenecks=state.bottlenecks,
+        headroom=state.headroom,
+        oracle=oracle_parallelism(spec, observation.target_rate_rps),
+    )

@@ -1,0 +1,87 @@
+"""One conformance suite every tuner in TUNER_NAMES must pass (in the spirit of sklearn's estimator checks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamtune_cli.errors import UsageError
+from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.spec import JobGraph
+from streamtune_cli.tuning.loop import TuningConfig, run_tuning
+from streamtune_cli.tuning.oracle import oracle_parallelism
+from streamtune_cli.tuning.testing import chain_spec
+from streamtune_cli.tuning.tuners import TUNER_NAMES, Tuner, make_tuner
+
+# Linear scaling (sigma = kappa = 0), no skew, noise-free: per-instance rates 200k, 125k, 250k, 33.3k, 500k.
+LINEAR_JOB = chain_spec(
+    [("src", "source", 5.0, 1.0), ("parse", "map", 8.0, 1.0), ("keep", "filter", 4.0, 0.5), ("enrich", "map", 30.0, 1.0), ("sink", "sink", 2.0, 1.0)],
+    rate_rps=300_000,
+    name="linear",
+)
+
+
+def tune(name: str, **config: object):  # noqa: ANN201
+    return run_tuning(LINEAR_JOB, SimExecutor(noise=0.0), make_tuner(name), TuningConfig(**config), seed=0)  # type: ignore[arg-type]
+
+
+def test_registry_names() -> None:
+    assert set(TUNER_NAMES) >= {"ds2", "conttune", "autoscaler"}
+    with pytest.raises(UsageError, match="unknown tuner 'nope'"):
+        make_tuner("nope")
+    with pytest.raises(UsageError, match="no option 'bogus'"):
+        make_tuner("ds2", bogus=1)
+
+
+@pytest.mark.parametrize("name", TUNER_NAMES)
+def test_tuner_follows_the_protocol(name: str) -> None:
+    tuner = make_tuner(name)
+    assert isinstance(tuner, Tuner) and tuner.name == name
+    sim = SimExecutor(noise=0.0)
+    parallelism = LINEAR_JOB.parallelism
+    sim.deploy(LINEAR_JOB, parallelism)
+    observation = sim.observe()
+    graph = JobGraph(LINEAR_JOB)
+    first = tuner.propose(graph, dict(parallelism), observation, [])
+    again = make_tuner(name).propose(graph, dict(parallelism), observation, [])
+    assert first == again  # deterministic for the same inputs
+    assert set(first.parallelism) == set(parallelism)
+    assert all(isinstance(p, int) and p >= 1 for p in first.parallelism.values())
+    assert set(first.reasons) <= set(parallelism) and first.summary
+    assert not first.converged  # the job is backpressured at p = 1
+
+
+@pytest.mark.parametrize("name", TUNER_NAMES)
+def test_tuner_converges_and_meets_the_target_on_a_linear_job(name: str) -> None:
+    trace = tune(name, max_steps=12)
+    assert trace.meta["converged"], trace.meta["stop_reason"]
+    assert trace.meta["target_met"]
+    last = trace.steps[-1].observation
+    assert last.achieved_rate_rps >= 0.98 * last.target_rate_rps
+    # Nobody meets the target below the physical limit: under linear scaling every operator needs at
+    # least the oracle's parallelism.
+    oracle = oracle_parallelism(LINEAR_JOB).parallelism
+    final = trace.meta["final_parallelism"]
+    assert all(final[op] >= oracle[op] for op in oracle), (final, oracle)
+
+
+@pytest.mark.parametrize("name", TUNER_NAMES)
+def test_tuner_respects_the_safety_bounds(name: str) -> None:
+    trace = tune(name, max_steps=6, max_parallelism=3, max_change_factor=2.0)
+    for step in trace.steps:
+        assert max(step.parallelism.values()) <= 3
+        assert step.decision is not None and max(step.decision.parallelism.values()) <= 3
+    for before, after in zip(trace.steps, trace.steps[1:]):
+        for op, p in before.parallelism.items():
+            assert after.parallelism[op] <= 2 * p and after.parallelism[op] * 2 >= p
+    assert not trace.meta["target_met"]  # enrich needs 5 instances, the cap is 3
+
+
+def test_ds2_converges_in_exactly_one_reconfiguration_to_the_oracle() -> None:
+    trace = tune("ds2")
+    assert trace.meta["reconfigurations"] == 1
+    assert trace.meta["stop_reason"] == "converged"
+    # By hand: ceil(target input / (1e6 / cost_us)): src 300k / 200k = 1.5, parse 300k / 125k = 2.4,
+    # keep 300k / 250k = 1.2, enrich (half of 300k) 150k / 33.3k = 4.5, sink 150k / 500k = 0.3.
+    by_hand = {"src": 2, "parse": 3, "keep": 2, "enrich": 5, "sink": 1}
+    assert trace.meta["final_parallelism"] == by_hand == oracle_parallelism(LINEAR_JOB).parallelism
+    assert trace.steps[0].decision is not None and trace.steps[0].decision.parallelism == by_hand
