@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
-import tempfile
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ from rich.console import Console
 import typer
 
 from streamtune_cli.errors import Location, Problem, SpecError, StreamtuneError
+from streamtune_cli.io import write_json_atomic, write_text_atomic
 
 __all__ = [
     "EXIT_OK",
@@ -39,8 +38,10 @@ EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
-console = Console(soft_wrap=False)
-err_console = Console(stderr=True)
+# Rich assumes 80 columns when output is not a terminal; CI logs read better with long lines unfolded.
+_LOG_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(soft_wrap=False, width=_LOG_WIDTH)
+err_console = Console(stderr=True, width=_LOG_WIDTH)
 debug_state = {"on": False}
 
 
@@ -88,29 +89,6 @@ def add_command(app: typer.Typer, func: Callable[..., Any], name: str | None = N
 def quiet_progress() -> bool:
     """No animated progress in CI (CI=true) or when stdout is not a terminal."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stdout.isatty()
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write via a temp file in the same folder and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        # mkstemp creates 0600 files; give the result the mode a plain open() would (0666 less umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 @contextmanager

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from streamtune_cli.errors import Problem, SpecError
 from streamtune_cli.spec.models import JobSpec, OperatorKind, Partitioning, sql_fields
 from streamtune_cli.spec.yaml_positions import PositionedYaml, load_yaml_file, load_yaml_text
 
-__all__ = ["load_spec", "load_spec_text", "spec_from_data", "dump_spec", "spec_to_data", "check_sql"]
+__all__ = ["load_spec", "load_spec_text", "spec_from_data", "dump_spec", "spec_to_data", "check_sql", "validate_model"]
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -52,6 +52,28 @@ def _validation_problems(doc: PositionedYaml, exc: ValidationError) -> list[Prob
         path = _data_path(doc.data, loc)
         problems.append(doc.problem(path, _message(error)))
     return problems
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def field_alias(model: type[BaseModel], name: str) -> str:
+    return model.model_fields[name].alias or name
+
+
+def validate_model(doc: PositionedYaml, model: type[ModelT], what: str) -> ModelT:
+    """Validate a parsed YAML document into `model`; every problem becomes a SpecError entry with file:line:col.
+
+    `what` names the document ("job spec") in the error for documents that are not mappings.
+    """
+    if not isinstance(doc.data, dict):
+        required = [name for name, field in model.model_fields.items() if field.is_required()]
+        fields = f" with {', '.join(field_alias(model, name) for name in required)}" if required else ""
+        raise SpecError([doc.problem((), f"a {what} must be a mapping{fields}")])
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError(_validation_problems(doc, exc)) from None
 
 
 def check_sql(spec: JobSpec) -> list[tuple[tuple[Any, ...], str]]:
@@ -163,12 +185,7 @@ def _find_cycle(edges: list[Any]) -> list[tuple[str, str]] | None:
 
 def spec_from_data(doc: PositionedYaml, *, check_sql_expressions: bool = True) -> JobSpec:
     """Validate parsed YAML into a JobSpec, or raise SpecError listing every problem with its position."""
-    if not isinstance(doc.data, dict):
-        raise SpecError([doc.problem((), "a job spec must be a mapping with name, workload, operators and edges")])
-    try:
-        spec = JobSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise SpecError(_validation_problems(doc, exc)) from None
+    spec = validate_model(doc, JobSpec, "job spec")
     found = _graph_problems(spec)
     if check_sql_expressions:
         found += check_sql(spec)

@@ -77,3 +77,25 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("streamtune ")
+
+
+def test_validate_every_shipped_yaml_as_bash_expands_double_star() -> None:
+    # Without globstar bash reads configs/**/*.yaml as configs/*/*.yaml: suites and gate rules included.
+    files = sorted(str(p) for p in ROOT.glob("configs/*/*.yaml"))
+    kinds = {"bench suite": "/bench/", "gate rules": "/gates/"}
+    result = runner.invoke(app, ["validate", *files])
+    assert result.exit_code == 0, result.output
+    for kind, folder in kinds.items():
+        if any(folder in f for f in files):
+            assert kind in result.output
+
+
+def test_validate_reports_broken_suite_and_rules_with_positions(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\njobs: [missing.yaml]\ntuners: [ds2]\n")
+    result = runner.invoke(app, ["validate", str(suite)])
+    assert result.exit_code == 2 and f"{suite}:2:" in result.output and "not found" in result.output
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - metric: a.b\n    bogus: 1\n")
+    result = runner.invoke(app, ["validate", str(rules)])
+    assert result.exit_code == 2 and f"{rules}:3:5" in result.output

@@ -18,33 +18,59 @@ class ShowFormat(str, Enum):
     json = "json"
 
 
+def config_kind(data: object) -> str:
+    """Which kind of streamtune file a parsed YAML document is, from its top-level keys."""
+    if isinstance(data, dict):
+        if "rules" in data and "operators" not in data:
+            return "gate rules"
+        if "jobs" in data and "operators" not in data:
+            return "bench suite"
+    return "job spec"
+
+
 def validate(
-    files: List[str] = typer.Argument(..., help="Job spec YAML files (globs such as 'configs/**/*.yaml' are expanded)."),
+    files: List[str] = typer.Argument(..., help="YAML files: job specs, bench suites or gate rules (globs such as 'configs/**/*.yaml' are expanded)."),
     no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster; no polars import)."),
 ) -> None:
-    """Check job specs; print a summary table, exit 2 at the first invalid file with all its errors."""
+    """Check job specs (and bench suites, gate rules); summary table; exit 2 at the first invalid file."""
     from rich.table import Table
 
     from streamtune_cli.cli.common import console, expand_paths
     from streamtune_cli.errors import SpecError
-    from streamtune_cli.spec import JobGraph, load_spec
+    from streamtune_cli.spec import JobGraph
+    from streamtune_cli.spec.loader import spec_from_data
+    from streamtune_cli.spec.yaml_positions import load_yaml_file
 
-    table = Table(title="job specs", show_lines=False)
-    for column in ("file", "job", "operators", "edges", "sources", "sinks", "status"):
-        numeric = column in ("operators", "edges", "sources", "sinks")
-        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    table = Table(title="streamtune files", show_lines=False)
+    for column in ("file", "kind", "name", "contents", "status"):
+        table.add_column(column, overflow="fold")
     for path in expand_paths(files):
         try:
-            spec = load_spec(path, check_sql_expressions=not no_sql)
+            doc = load_yaml_file(path)
+            kind = config_kind(doc.data)
+            if kind == "gate rules":
+                from streamtune_cli.gate_rules import rules_from_doc
+
+                rules = rules_from_doc(doc)
+                row = [rules.rules.name, f"{len(rules.rules.rules)} rules"]
+            elif kind == "bench suite":
+                from streamtune_cli.bench import suite_from_doc
+
+                suite = suite_from_doc(doc, path)
+                row = [suite.suite.name, f"{len(suite.jobs)} jobs, {len(suite.suite.tuners)} tuners"]
+            else:
+                spec = spec_from_data(doc, check_sql_expressions=not no_sql)
+                graph = JobGraph(spec)
+                row = [
+                    spec.name,
+                    f"{len(spec.operators)} operators, {len(spec.edges)} edges, "
+                    f"{len(graph.sources)} source(s), {len(graph.sinks)} sink(s)",
+                ]
         except SpecError:
             if table.row_count:
                 console.print(table)
             raise
-        graph = JobGraph(spec)
-        table.add_row(
-            str(path), spec.name, str(len(spec.operators)), str(len(spec.edges)),
-            str(len(graph.sources)), str(len(graph.sinks)), "[green]valid[/green]",
-        )
+        table.add_row(str(path), kind, *row, "[green]valid[/green]")
     console.print(table)
 
 

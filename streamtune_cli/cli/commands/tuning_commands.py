@@ -186,21 +186,10 @@ def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle:
 
 
 def _write_reports(trace: Any, out_dir: Path, oracle: dict[str, int]) -> list[Path]:
-    """trace.json always; report.md and report.html when the report module is installed."""
-    import inspect
+    """trace.json, summary.json, report.md and report.html."""
+    from streamtune_cli.report.trace_report import write_trace_reports
 
-    from streamtune_cli.cli.common import write_json_atomic
-
-    written = [write_json_atomic(Path(out_dir) / "trace.json", trace.model_dump(mode="json"))]
-    try:
-        from streamtune_cli.report.trace_report import write_trace_reports
-    except ImportError:
-        return written
-    kwargs = {"oracle": oracle} if "oracle" in inspect.signature(write_trace_reports).parameters else {}
-    for path in write_trace_reports(trace, Path(out_dir), **kwargs):
-        if Path(path) not in written:
-            written.append(Path(path))
-    return written
+    return write_trace_reports(trace, Path(out_dir), oracle=oracle)
 
 
 def simulate(

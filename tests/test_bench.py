@@ -1,0 +1,273 @@
+"""Benchmark suites: suite validation with positions, regime rewriting, aggregation math, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from streamtune_cli.bench import (
+    AGGREGATE_HEADERS,
+    BenchSuite,
+    Regime,
+    aggregate_runs,
+    aggregate_table_rows,
+    apply_regime,
+    bench_markdown,
+    oracle_aggregate,
+    scale_workload,
+)
+from streamtune_cli.capacity import capacity_rps
+from streamtune_cli.cli.app import app
+from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.spec.loader import load_spec, load_spec_text
+from streamtune_cli.spec.models import ConstantSchedule
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+TINY_JOB = """\
+name: tiny
+workload:
+  rate_rps: 20000
+  schedule: {kind: square, period_s: 100}
+operators:
+  - {id: src, kind: source, cost_us: 20}
+  - {id: keyed, kind: aggregate, cost_us: 150, key: [k], key_skew: {zipf_s: 0.5, keys: 100}}
+  - {id: out, kind: sink, cost_us: 10}
+edges:
+  - {from: src, to: keyed, partitioning: hash, key: [k]}
+  - {from: keyed, to: out, partitioning: rebalance}
+"""
+
+
+# ---- aggregation math on hand-made rows ---------------------------------------------------------------
+
+
+def _row(tuner, *, feasible=True, reconf=1, final=10, oracle=8, bp=0, met=True, conv=True, seed=0, job="j", regime="linear"):
+    return {
+        "job": job, "job_file": f"{job}.yaml", "rate_factor": 1.0, "rate_rps": 100.0, "regime": regime,
+        "seed": seed, "tuner": tuner, "feasible": feasible, "oracle_total": oracle if feasible else None,
+        "final_total": final, "ratio_to_oracle": final / oracle if feasible else None,
+        "reconfigurations": reconf, "converged": conv, "target_met": met, "backpressured_windows": bp,
+    }
+
+
+def test_aggregate_hand_rows():
+    rows = [
+        _row("ds2", reconf=2, final=12, oracle=10, bp=1, met=True, conv=True, seed=0),
+        _row("ds2", reconf=4, final=9, oracle=9, bp=3, met=False, conv=False, seed=1),
+        _row("ds2", reconf=1, final=30, oracle=6, bp=0, met=True, conv=True, seed=2),
+        _row("ds2", feasible=False, reconf=10, final=100, bp=10, met=False, conv=False, seed=3),
+        _row("conttune", reconf=3, final=20, oracle=10, bp=2, met=True, conv=False, seed=0),
+    ]
+    agg = aggregate_runs(rows)
+    ds2 = agg["ds2"]
+    assert ds2["runs"] == 3 and ds2["infeasible_runs"] == 1
+    assert ds2["reconfigurations_mean"] == pytest.approx((2 + 4 + 1) / 3)
+    assert ds2["reconfigurations_max"] == 4
+    assert ds2["ratio_to_oracle_mean"] == pytest.approx((1.2 + 1.0 + 5.0) / 3)
+    assert ds2["ratio_to_oracle_max"] == pytest.approx(5.0)
+    assert ds2["final_total_mean"] == pytest.approx(17.0)
+    assert ds2["backpressured_windows_mean"] == pytest.approx(4 / 3)
+    assert ds2["target_met_fraction"] == pytest.approx(2 / 3)
+    assert ds2["converged_fraction"] == pytest.approx(2 / 3)
+    assert agg["conttune"]["ratio_to_oracle_mean"] == pytest.approx(2.0)
+    assert agg["conttune"]["converged_fraction"] == 0.0
+    # the oracle row: one entry per feasible case, whichever tuner ran it
+    oracle = oracle_aggregate(rows)
+    assert oracle["runs"] == 3  # (seed 0: 10), (seed 1: 9), (seed 2: 6); seed 3 infeasible
+    assert oracle["final_total_mean"] == pytest.approx((10 + 9 + 6) / 3)
+    assert oracle["ratio_to_oracle_mean"] == 1.0
+
+
+def test_tuner_with_only_infeasible_runs_has_no_averages():
+    agg = aggregate_runs([_row("ds2", feasible=False)], ["ds2", "autoscaler"])
+    assert agg["ds2"]["runs"] == 0 and agg["ds2"]["infeasible_runs"] == 1
+    assert agg["ds2"]["reconfigurations_mean"] is None and agg["ds2"]["target_met_fraction"] is None
+    assert agg["autoscaler"]["runs"] == 0
+    rows = aggregate_table_rows(agg)
+    assert all(len(r) == len(AGGREGATE_HEADERS) for r in rows)
+    assert rows[0][1] == "0" and rows[0][2] == "1"
+
+
+run_rows = st.lists(
+    st.builds(
+        lambda tuner, feasible, reconf, final, oracle, bp, met, conv: _row(
+            tuner, feasible=feasible, reconf=reconf, final=final, oracle=oracle, bp=bp, met=met, conv=conv
+        ),
+        st.sampled_from(["a", "b"]), st.booleans(), st.integers(0, 20), st.integers(1, 500),
+        st.integers(1, 500), st.integers(0, 20), st.booleans(), st.booleans(),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(run_rows)
+def test_aggregate_matches_statistics(rows):
+    agg = aggregate_runs(rows, ["a", "b"])
+    for tuner in ("a", "b"):
+        ok = [r for r in rows if r["tuner"] == tuner and r["feasible"]]
+        a = agg[tuner]
+        assert a["runs"] == len(ok)
+        assert a["infeasible_runs"] == sum(1 for r in rows if r["tuner"] == tuner and not r["feasible"])
+        if not ok:
+            assert a["ratio_to_oracle_mean"] is None
+            continue
+        ratios = [r["final_total"] / r["oracle_total"] for r in ok]
+        assert a["ratio_to_oracle_mean"] == pytest.approx(statistics.fmean(ratios))
+        assert a["ratio_to_oracle_max"] == pytest.approx(max(ratios))
+        assert a["reconfigurations_max"] == max(r["reconfigurations"] for r in ok)
+        assert a["reconfigurations_mean"] == pytest.approx(statistics.fmean(r["reconfigurations"] for r in ok))
+        assert a["target_met_fraction"] == pytest.approx(sum(r["target_met"] for r in ok) / len(ok))
+        assert 0.0 <= a["converged_fraction"] <= 1.0
+
+
+# ---- regimes and workloads ----------------------------------------------------------------------------
+
+
+def test_regime_presets_and_linear_capacity():
+    spec = load_spec_text(TINY_JOB)
+    linear = apply_regime(spec, Regime.model_validate("linear"))
+    graph = JobGraph(linear)
+    for op in linear.operators:
+        assert op.scaling.sigma == 0 and op.scaling.kappa == 0 and op.key_skew is None
+        # linear scaling: exactly p times one instance's rate 1e6 / cost_us
+        assert capacity_rps(graph, op.id, 7) == pytest.approx(7 * 1e6 / op.cost_us)
+
+
+def test_skewed_regime_only_touches_hash_inputs():
+    spec = load_spec_text(TINY_JOB)
+    skewed = apply_regime(spec, Regime.model_validate("skewed"))
+    assert skewed.operator("keyed").key_skew.zipf_s == 0.8
+    assert skewed.operator("src").key_skew is None and skewed.operator("out").key_skew is None
+    assert skewed.operator("keyed").scaling == spec.operator("keyed").scaling  # sub-linear: spec's scaling kept
+    sublinear = apply_regime(spec, Regime.model_validate("sublinear"))
+    g_skew, g_sub = JobGraph(skewed), JobGraph(sublinear)
+    assert capacity_rps(g_skew, "keyed", 8) < capacity_rps(g_sub, "keyed", 8)
+    kept = apply_regime(spec, Regime.model_validate({"name": "as-is", "skew": "spec"}))
+    assert kept.operator("keyed").key_skew == spec.operator("keyed").key_skew
+    stated = apply_regime(spec, Regime.model_validate({"name": "c", "scaling": {"sigma": 0.1, "kappa": 0.01}}))
+    assert all(op.scaling.sigma == 0.1 and op.scaling.kappa == 0.01 for op in stated.operators)
+
+
+def test_scale_workload():
+    spec = load_spec_text(TINY_JOB)
+    doubled = scale_workload(spec, 2.0)
+    assert doubled.workload.rate_rps == 40000 and doubled.workload.schedule == ConstantSchedule()
+    kept = scale_workload(spec, 0.5, "spec")
+    assert kept.workload.rate_rps == 10000 and kept.workload.schedule.kind == "square"
+
+
+def test_shipped_suites_validate():
+    for name in ("quick", "full"):
+        suite = BenchSuite.model_validate(__import__("yaml").safe_load((ROOT / f"configs/bench/{name}.yaml").read_text()))
+        for job in suite.jobs:
+            load_spec(ROOT / "configs/bench" / job)
+        assert [r.name for r in suite.regimes] == ["linear", "sublinear", "skewed"]
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------
+
+
+def _tiny_suite(tmp_path: Path, **overrides) -> Path:
+    (tmp_path / "jobs").mkdir(exist_ok=True)
+    (tmp_path / "jobs" / "tiny.yaml").write_text(TINY_JOB)
+    body = {
+        "name": "tiny-suite", "jobs": ["jobs/tiny.yaml"], "rate_factors": [1.0], "regimes": ["linear", "skewed"],
+        "seeds": [0], "tuners": ["ds2"], "max_steps": 6, **overrides,
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(json.dumps(body))  # JSON is YAML
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, line_col, fragment",
+    [
+        ("name: s\njobs: [a.yaml]\ntuners: [ds2]\nbogus: 1\n", "4:1", "unknown field 'bogus'"),
+        ("name: s\njobs: [a.yaml]\ntuners: [ds2]\nseeds: [0, 1]\nrate_factors:\n  - 1.0\n  - -2\n", "7:5", "greater than 0"),
+        ("name: s\njobs: [a.yaml]\ntuners: [ds2]\nregimes:\n  - linear\n  - wobbly\n", "6:5", "unknown regime 'wobbly'"),
+        ("name: s\njobs: [a.yaml\n", "3:1", "YAML syntax error"),
+        ("name: s\ntuners: [ds2]\n", "1:1", "missing required field 'jobs'"),
+        ("name: s\ntuners: [ds2]\njobs:\n  - nowhere.yaml\n", "4:5", "not found"),
+        ("name: s\ntuners: [ds2, nosuch]\njobs: [j.yaml]\n", "2:15", "unknown tuner 'nosuch'"),
+    ],
+)
+def test_bad_suite_exit_2_with_position(tmp_path: Path, text: str, line_col: str, fragment: str):
+    (tmp_path / "j.yaml").write_text(TINY_JOB)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["bench", "--suite", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:{line_col}" in result.output
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_job_in_suite_points_into_the_job_file(tmp_path: Path):
+    suite = _tiny_suite(tmp_path)
+    (tmp_path / "jobs" / "tiny.yaml").write_text(TINY_JOB.replace("cost_us: 150", "cost_us: -150"))
+    result = runner.invoke(app, ["bench", "--suite", str(suite)])
+    assert result.exit_code == 2
+    line = next(i for i, l in enumerate(TINY_JOB.splitlines(), 1) if "cost_us: 150" in l)
+    assert f"{tmp_path / 'jobs' / 'tiny.yaml'}:{line}:" in result.output
+
+
+def test_unknown_tuner_option_is_usage_error(tmp_path: Path):
+    result = runner.invoke(app, ["bench", "--suite", str(_tiny_suite(tmp_path)), "--tuners", "ds2,nosuch"])
+    assert result.exit_code == 2 and "nosuch" in result.output
+
+
+def test_tiny_suite_end_to_end(tmp_path: Path):
+    suite = _tiny_suite(tmp_path)
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out), "--markdown", str(md)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["suite"] == "tiny-suite"
+    assert len(data["runs"]) == 1 * 1 * 2 * 1 * 1
+    assert {r["regime"] for r in data["runs"]} == {"linear", "skewed"}
+    assert set(data["aggregates"]) == {"ds2", "oracle"}
+    assert set(data["by_regime"]) == {"linear", "skewed"}
+    for row in data["runs"]:
+        assert row["initial_total"] == 3  # initial_parallelism 1 on three operators
+        if row["feasible"]:
+            assert row["ratio_to_oracle"] == pytest.approx(row["final_total"] / row["oracle_total"])
+    # aggregates are the aggregation of the rows written
+    assert data["aggregates"]["ds2"] == pytest.approx(aggregate_runs(data["runs"], ["ds2"])["ds2"])
+    assert {"python", "platform", "elapsed_s"} <= set(data["environment"])
+    text = md.read_text()
+    assert "| tuner |" in text and "| ds2 |" in text and "| oracle |" in text
+    assert text == bench_markdown(data)
+    assert "ds2" in result.output and "oracle" in result.output
+
+
+def test_same_seed_same_rows(tmp_path: Path):
+    suite = _tiny_suite(tmp_path, regimes=["sublinear"])
+    outs = []
+    for name in ("a.json", "b.json"):
+        result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads((tmp_path / name).read_text()))
+    assert outs[0]["runs"] == outs[1]["runs"]
+    assert outs[0]["aggregates"] == outs[1]["aggregates"]
+
+
+@pytest.mark.slow
+def test_quick_suite_as_documented(tmp_path: Path):
+    """The command in docs/benchmarks.md: every baseline tuner and the oracle get a row."""
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--suite", str(ROOT / "configs/bench/quick.yaml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert set(data["aggregates"]) == {"ds2", "conttune", "autoscaler", "oracle"}
+    assert len(data["runs"]) == 4 * 2 * 3 * 2 * 3
+    for case in data["infeasible"]:
+        assert all(not r["feasible"] for r in data["runs"] if (r["job"], r["rate_factor"], r["regime"]) == (case["job"], case["rate_factor"], case["regime"]))
