@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Set up .venv and run streamtune's main job on the shipped Nexmark configs.
+# Set up .venv and run streamtune's main job on the shipped data: check the Nexmark configs, plan the
+# fusion of q5, tune q3's parallelism on the simulated executor (reports in out/), and place q5 in the
+# clusters learnt from the shipped execution histories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/streamtune validate 'configs/nexmark/*.yaml'
-.venv/bin/streamtune show configs/nexmark/q5.yaml
-.venv/bin/streamtune show configs/nexmark/q5.yaml --format mermaid
+st=.venv/bin/streamtune
+$st validate 'configs/nexmark/*.yaml'
+$st fuse configs/nexmark/q5.yaml --markdown out/q5-fusion.md
+$st tune configs/nexmark/q3.yaml --executor sim --tuner ds2 --seed 0 --report out/q3-tune
+$st cluster assign configs/nexmark/q5.yaml --clusters sample_histories/clusters.json
+echo
+echo "reports: out/q5-fusion.md, out/q3-tune/report.md, out/q3-tune/report.html"

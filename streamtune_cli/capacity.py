@@ -7,11 +7,13 @@ propagated from the target source rate through selectivities. Formulas are docum
 from __future__ import annotations
 
 from functools import lru_cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import Operator, OperatorKind, Partitioning
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_SCALING",
@@ -57,7 +59,9 @@ def usl_rate(op: Operator, p: int) -> float:
     return per_instance * p / (1.0 + sigma * (p - 1) + kappa * p * (p - 1))
 
 
-def _key_instance(keys: int, p: int) -> np.ndarray:
+def _key_instance(keys: int, p: int) -> "np.ndarray":
+    import numpy as np  # only skewed operators need it; keeps `fuse` and `validate` start-up light
+
     # Fibonacci hashing of key ids: deterministic, spreads consecutive ids, no dependency on PYTHONHASHSEED.
     ids = np.arange(1, keys + 1, dtype=np.uint64)
     hashed = (ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
@@ -69,6 +73,8 @@ def key_shares(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
     """Fraction of records each of p instances receives when keys ~ Zipf(zipf_s) are hashed to them."""
     if p <= 1:
         return (1.0,)
+    import numpy as np
+
     ranks = np.arange(1, keys + 1, dtype=np.float64)
     weights = ranks ** (-zipf_s)
     weights /= weights.sum()

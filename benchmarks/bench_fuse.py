@@ -1,0 +1,134 @@
+"""Benchmark `streamtune fuse` on a generated 500-operator job: wall time of the CLI end to end (what a
+CI gate pays) and of the spec loader and the planner alone, for both modes. Prints the figures; asserts
+nothing. Without --no-sql the loader checks every SQL expression with polars (import included).
+
+    .venv/bin/python benchmarks/bench_fuse.py [--operators 500] [--runs 5] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+COLUMNS = ["auction", "bidder", "price", "category"]
+
+
+def generate_spec(n_operators: int, seed: int) -> dict[str, Any]:
+    """A job of `n_operators` operators: a few sources, long stateless runs (some with SQL semantics), keyed
+    aggregations behind hash edges, joins, rebalances where parallelism changes, and a few sinks."""
+    rng = random.Random(seed)
+    n_sources, n_sinks = max(1, n_operators // 50), max(1, n_operators // 100)
+    ops: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    fed: set[str] = set()
+
+    def connect(up: dict[str, Any], down: dict[str, Any], key: str | None = None) -> None:
+        if key is not None:
+            edge: dict[str, Any] = {"from": up["id"], "to": down["id"], "partitioning": "hash", "key": [key]}
+        elif up["parallelism"] == down["parallelism"]:
+            edge = {"from": up["id"], "to": down["id"]}
+        else:
+            edge = {"from": up["id"], "to": down["id"], "partitioning": "rebalance"}
+        edges.append(edge)
+        fed.add(up["id"])
+
+    for i in range(n_sources):
+        ops.append({"id": f"src{i}", "kind": "source", "parallelism": rng.choice([2, 4]), "cost_us": 2.0,
+                    "rate_share": rng.choice([1, 3])})
+    for i in range(n_operators - n_sources - n_sinks):
+        recent = [o for o in ops[-8:] if o["kind"] != "sink"]
+        up = rng.choice(recent) if rng.random() < 0.85 else rng.choice(ops)
+        kind = rng.choices(["filter", "map", "project", "aggregate", "window_aggregate", "join"], [4, 4, 2, 1, 1, 0.5])[0]
+        p = up["parallelism"] if rng.random() < 0.8 else rng.choice([2, 4, 8])
+        op: dict[str, Any] = {"id": f"op{i}", "kind": kind, "parallelism": p, "cost_us": rng.choice([0.5, 1.0, 2.0, 4.0])}
+        key = None
+        if kind == "filter":
+            op["selectivity"] = rng.choice([0.1, 0.5, 0.9])
+            if rng.random() < 0.5:
+                op["predicate"] = f"{rng.choice(COLUMNS)} > {rng.randint(0, 100)}"
+        elif kind in ("map", "project") and rng.random() < 0.5:
+            op["columns"] = {c: (c if kind == "project" or rng.random() < 0.5 else f"{c} * 2") for c in COLUMNS}
+        elif kind in ("aggregate", "window_aggregate"):
+            key = rng.choice(COLUMNS)
+            op["selectivity"] = 0.1
+            if kind == "window_aggregate":
+                op["window"] = {"type": "tumble", "size_s": 10}
+        ops.append(op)
+        if kind == "join":
+            other = rng.choice([o for o in ops[:-1] if o["id"] != up["id"] and o["kind"] != "sink"])
+            connect(up, op, rng.choice(COLUMNS))
+            connect(other, op, rng.choice(COLUMNS))
+        else:
+            connect(up, op, key)
+    sinks = [{"id": f"sink{i}", "kind": "sink", "parallelism": 2} for i in range(n_sinks)]
+    for op in ops:
+        if op["id"] not in fed:
+            connect(op, rng.choice(sinks))
+    for sink in sinks:
+        if not any(e["to"] == sink["id"] for e in edges):
+            connect(ops[-1], sink)
+    return {"name": f"generated-{n_operators}", "workload": {"rate_rps": 20_000}, "operators": ops + sinks, "edges": edges}
+
+
+def timed(fn, runs: int) -> list[float]:  # noqa: ANN001
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def describe(times: list[float]) -> str:
+    return f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--operators", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from streamtune_cli.fusion import plan_fusion
+    from streamtune_cli.spec import load_spec
+
+    data = generate_spec(args.operators, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "generated.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        spec = load_spec(path)
+        print(f"spec: {len(spec.operators)} operators, {len(spec.edges)} edges (seed {args.seed})")
+        print(f"load_spec: {describe(timed(lambda: load_spec(path), args.runs))}")
+        for mode in ("ours", "flink"):
+            plan = plan_fusion(spec, mode=mode)
+            summary = plan.summary()
+            print(
+                f"plan_fusion --mode {mode}: {describe(timed(lambda m=mode: plan_fusion(spec, mode=m), args.runs))}; "
+                f"{summary['vertices']} vertices, {summary['chains']} chains, {summary['fused_edges']} fused edges, "
+                f"{plan.rounds} rounds"
+            )
+        exe = str(Path(sys.executable).with_name("streamtune"))
+        variants = (
+            (["--json", "-"], "JSON to stdout"),
+            (["--json", "-", "--no-sql"], "JSON to stdout, SQL not parsed"),
+            ([], "tables"),
+        )
+        for mode in ("ours", "flink"):
+            for extra, label in variants:
+                command = [exe, "fuse", str(path), "--mode", mode, *extra]
+                times = timed(lambda c=command: subprocess.run(c, check=True, capture_output=True), args.runs)
+                print(f"streamtune fuse --mode {mode} ({label}), end to end: {describe(times)}")
+
+
+if __name__ == "__main__":
+    main()

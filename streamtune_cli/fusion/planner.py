@@ -1,0 +1,720 @@
+"""The fusion planner. `flink` mode reproduces Flink's chains; `ours` adds semantic fusion (one pass over
+filters/projections/maps, filter pushdown, stateless operators moved before an exchange) and fuses only
+what the cost model says keeps up. Both run in rounds on their own output until the fused spec no longer
+changes, so fusing a fused spec changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Iterable
+
+import networkx as nx
+
+from streamtune_cli.capacity import demand_rps
+from streamtune_cli.errors import UsageError
+from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, JobSpec, OperatorKind, Partitioning
+
+from streamtune_cli.fusion.cost_model import (
+    CAPACITY_TOLERANCE,
+    CostModel,
+    StageCost,
+    estimate_plan,
+    exchange_records_per_s,
+    stage_capacity_rps,
+)
+from streamtune_cli.fusion.emit import FUSED_ID_SEPARATOR, combined_operator, edge_data, linear_segments
+from streamtune_cli.fusion.flink_rules import (
+    FlinkOptions,
+    chain_failures,
+    edge_label,
+    flink_chain_name,
+    flink_chains,
+    internal_edges,
+)
+from streamtune_cli.fusion.plan import Boundary, FusionPlan, Proposal, Savings, Stage
+from streamtune_cli.fusion.sql_rewrite import STATELESS_KINDS, keeps_columns
+
+__all__ = ["MODES", "plan_fusion", "peak_rate_factor", "fmt_bytes_per_s", "fmt_cpu", "fmt_ratio"]
+
+MODES = ("ours", "flink")
+EdgeKey = tuple[str, str]
+
+
+def peak_rate_factor(spec: JobSpec) -> float:
+    """The highest factor the workload's schedule reaches (a trace file counts as 1: it is not read here)."""
+    schedule = spec.workload.schedule
+    kind = schedule.kind
+    if kind == "step":
+        factors = [step.factor for step in schedule.steps]  # type: ignore[union-attr]
+        if schedule.steps[0].at_s > 0:  # type: ignore[union-attr]
+            factors.append(1.0)
+        return max(factors)
+    if kind == "square":
+        return max(schedule.low_factor, schedule.high_factor)  # type: ignore[union-attr]
+    if kind == "sine":
+        return 1.0 + schedule.amplitude  # type: ignore[union-attr]
+    return 1.0
+
+
+def fmt_bytes_per_s(value: float) -> str:
+    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} B/s"
+
+
+def fmt_cpu(cpu_us_per_s: float) -> str:
+    """CPU per second as cores (1 core = 1e6 µs of CPU per second)."""
+    cores = cpu_us_per_s / 1e6
+    if abs(cores) >= 0.01:
+        return f"{cores:.3g} cores"
+    return f"{cpu_us_per_s / 1e3:.3g} ms/s"
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass
+class _Names:
+    """Original operators behind the (possibly fused) operators of a round, for messages."""
+
+    origin: dict[str, tuple[str, ...]]
+    original: JobGraph
+
+    def head(self, op_id: str) -> str:
+        return self.origin[op_id][0]
+
+    def exit(self, op_id: str) -> str:
+        return self.origin[op_id][-1]
+
+    def head_kind(self, op_id: str) -> str:
+        return self.original.operator(self.head(op_id)).kind.value
+
+    def exit_is_source(self, op_id: str) -> bool:
+        return self.original.operator(self.exit(op_id)).kind == OperatorKind.source
+
+    def hands_over_freely(self, op_id: str) -> bool:
+        """Whether records leave this operator without a copy: its last member is stateless, so nothing
+        holds on to a record it emits (a fused operator's kind may say `source` while its tail is a map)."""
+        return self.original.operator(self.exit(op_id)).kind in STATELESS_KINDS
+
+
+@dataclass
+class _Build:
+    head: str
+    members: list[str]
+    parallelism: int
+    cost: StageCost | None  # linear stages (ours); Flink's trees are costed per segment
+    chained_sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Decision:
+    fused: bool
+    how: str
+    reasons: list[str]
+
+
+@dataclass
+class _Round:
+    graph: JobGraph
+    demand: dict[str, float]
+    builds: list[_Build]
+    decisions: dict[EdgeKey, _Decision]
+    relabels: dict[EdgeKey, Edge]
+    composed: bool  # whether stateless producers hand records over without a copy (ours)
+    moved_notes: dict[EdgeKey, str] = field(default_factory=dict)  # relabelled edge -> where its exchange came from
+
+
+def _capacity_problem(
+    graph: JobGraph,
+    demand: dict[str, float],
+    build: _Build,
+    candidate: StageCost,
+    relabels: dict[EdgeKey, Edge],
+    joining: str,
+    names: _Names,
+) -> str | None:
+    """Why the stage with `joining` added would not keep up at its parallelism (None: it would)."""
+    need = demand[build.head]
+    capacity = stage_capacity_rps(graph, build.head, candidate.as_operator(), build.parallelism, relabels)
+    if capacity >= need * (1 - CAPACITY_TOLERANCE):
+        return None
+    message = f"would exceed capacity: {fmt_ratio(need / capacity)}x"
+    assert build.cost is not None
+    current = stage_capacity_rps(graph, build.head, build.cost.as_operator(), build.parallelism, relabels)
+    op = graph.operator(joining)
+    alone = stage_capacity_rps(graph, joining, op, op.parallelism, relabels)
+    if need > current * (1 + CAPACITY_TOLERANCE):
+        message += f" (already {fmt_ratio(need / current)}x without `{names.head(joining)}`)"
+    elif demand[joining] > alone * (1 + CAPACITY_TOLERANCE):
+        message += f" (`{names.head(joining)}` alone is at {fmt_ratio(demand[joining] / alone)}x)"
+    return message
+
+
+def _pull_blockers(
+    graph: JobGraph, edge: Edge, build: _Build, names: _Names, fan_out: int
+) -> list[str]:
+    """Why the downstream operator of a hash/rebalance edge cannot run before the exchange, in the
+    upstream's task. Safe moves only: a stateless per-record operator gives the same output on whichever
+    instance runs it, and it must keep the partitioning key so the exchange can move behind it."""
+    up, op = graph.operator(edge.src), graph.operator(edge.dst)
+    up_name, name = names.exit(edge.src), names.head(edge.dst)
+    if op.kind not in STATELESS_KINDS:
+        return [f"`{name}` is not stateless ({names.head_kind(edge.dst)})"]
+    blockers = []
+    if not graph.spec.chaining_enabled:
+        blockers.append("chaining disabled for the job (chaining_enabled: false)")
+    if edge.exchange == ExchangeMode.batch:
+        blockers.append("batch exchange")
+    if op.chaining != ChainingStrategy.always:
+        blockers.append(f"`{name}` chaining: {op.chaining.value}")
+    if up.chaining == ChainingStrategy.never:
+        blockers.append(f"`{up_name}` chaining: never")
+    if up.slot_sharing_group != op.slot_sharing_group:
+        blockers.append(f"slot sharing group `{up.slot_sharing_group}` vs `{op.slot_sharing_group}`")
+    if fan_out > 1:
+        blockers.append(f"fan-out: `{up_name}` feeds {fan_out} operators (a fused stage has one output)")
+    if edge.partitioning == Partitioning.hash:
+        keys = ", ".join(f"`{k}`" for k in edge.key or [])
+        kept = keeps_columns(op, edge.key or [])
+        if kept is False:
+            blockers.append(f"`{name}` does not keep the key {keys}")
+        elif kept is None:
+            blockers.append(f"`{name}` declares no columns, so it may change the key {keys}")
+    if op.max_parallelism < build.parallelism:
+        blockers.append(f"`{name}` max parallelism {op.max_parallelism} < {build.parallelism}")
+    sel, out_bytes, in_bytes = op.selectivity, op.output_record_bytes, up.output_record_bytes
+    if not (sel <= 1 and sel * out_bytes <= in_bytes and (sel < 1 or sel * out_bytes < in_bytes)):
+        blockers.append(f"moving `{name}` before the exchange would not shrink it")
+    return blockers
+
+
+def _skew_problem(
+    graph: JobGraph,
+    demand: dict[str, float],
+    relabels: dict[EdgeKey, Edge],
+    new_relabels: dict[EdgeKey, Edge],
+    names: _Names,
+) -> str | None:
+    """A moved hash exchange makes its new receivers subject to their key skew: they must still keep up."""
+    merged = {**relabels, **new_relabels}
+    for (_, dst), edge in new_relabels.items():
+        op = graph.operator(dst)
+        if edge.partitioning != Partitioning.hash or op.key_skew is None:
+            continue
+        capacity = stage_capacity_rps(graph, dst, op, op.parallelism, merged)
+        if demand[dst] > capacity * (1 + CAPACITY_TOLERANCE):
+            return (
+                f"`{names.head(dst)}` would receive the skewed hash input: "
+                f"would exceed capacity: {fmt_ratio(demand[dst] / capacity)}x"
+            )
+    return None
+
+
+def _round_ours(
+    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names
+) -> _Round:
+    builds: list[_Build] = []
+    stage_of: dict[str, _Build] = {}
+    relabels: dict[EdgeKey, Edge] = {}
+    decisions: dict[EdgeKey, _Decision] = {}
+    moved_note: dict[EdgeKey, str] = {}
+
+    def exchange(edge: Edge, reasons: list[str]) -> None:
+        key = (edge.src, edge.dst)
+        if key in moved_note:  # the note already names the edge type
+            reasons = [moved_note[key]] + [r for r in reasons if r != edge_label(edge)]
+        decisions[key] = _Decision(False, "exchange", reasons)
+
+    for op_id in graph.topological_order:
+        op = graph.operator(op_id)
+        in_edges = [relabels.get((e.src, e.dst), e) for e in graph.in_edges(op_id)]
+        joined: _Build | None = None
+        if len(in_edges) > 1:
+            for edge in in_edges:
+                failures = chain_failures(graph, edge, options, roles=names)
+                exchange(edge, [f.reason for f in failures])
+        elif len(in_edges) == 1:
+            edge = in_edges[0]
+            up = edge.src
+            build = stage_of[up]
+            fan_out = len(graph.downstream(up))
+            reasons = [f.reason for f in chain_failures(graph, edge, options, roles=names)]
+            composed = names.hands_over_freely(up)
+            if edge.partitioning == Partitioning.forward:
+                if fan_out > 1:
+                    reasons.append(f"fan-out: `{names.exit(up)}` feeds {fan_out} operators (a fused stage has one output)")
+                if not reasons:
+                    candidate = build.cost.extended(op, model, composed=composed, pushdown=True)  # type: ignore[union-attr]
+                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names)
+                    if problem is None:
+                        build.members.append(op_id)
+                        build.cost = candidate
+                        why = "Flink can chain it" + ("; one pass, no record copy" if composed else "")
+                        decisions[(up, op_id)] = _Decision(True, "composed" if composed else "chained", [why])
+                        joined = build
+                    else:
+                        reasons.append(problem)
+            elif edge.partitioning in (Partitioning.hash, Partitioning.rebalance):
+                blockers = _pull_blockers(graph, edge, build, names, fan_out)
+                if not blockers:
+                    candidate = build.cost.extended(op, model, composed=composed, pushdown=True)  # type: ignore[union-attr]
+                    # The exchange moves onto the forward outputs (they keep their own exchange mode).
+                    moved = {
+                        (op_id, out.dst): Edge.model_validate(
+                            {**edge_data(edge, op_id, out.dst), "exchange": out.exchange.value}
+                        )
+                        for out in graph.out_edges(op_id)
+                        if out.partitioning == Partitioning.forward
+                    }
+                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names)
+                    problem = problem or _skew_problem(graph, demand, relabels, moved, names)
+                    if problem is None:
+                        relabels.update(moved)
+                        for key in moved:
+                            moved_note[key] = (
+                                f"the {edge_label(edge)} moved here from `{names.exit(up)}` -> `{names.head(op_id)}`"
+                            )
+                        build.members.append(op_id)
+                        build.cost = candidate
+                        why = f"`{names.head(op_id)}` is stateless and runs before the {edge_label(edge)}"
+                        decisions[(up, op_id)] = _Decision(True, "moved", [why])
+                        joined = build
+                    else:
+                        blockers = [problem]
+                reasons += [f"not moved before the exchange: {b}" for b in blockers if b not in reasons]
+            if joined is None:
+                exchange(edge, reasons or ["not fused"])
+        if joined is None:
+            joined = _Build(head=op_id, members=[op_id], parallelism=op.parallelism, cost=StageCost.single(op))
+            builds.append(joined)
+        stage_of[op_id] = joined
+    return _Round(graph, demand, builds, decisions, relabels, composed=True, moved_notes=moved_note)
+
+
+def _round_flink(
+    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names
+) -> _Round:
+    builds = []
+    stage_of: dict[str, int] = {}
+    chains = flink_chains(graph, options, names)
+    for index, found in enumerate(chains):
+        builds.append(
+            _Build(
+                head=found.head,
+                members=list(found.members),
+                parallelism=graph.operator(found.head).parallelism,
+                cost=None,
+                chained_sources=list(found.chained_sources),
+            )
+        )
+        for member in found.members:
+            stage_of[member] = index
+    decisions = {}
+    for edge in graph.spec.edges:
+        key = (edge.src, edge.dst)
+        if stage_of[edge.src] == stage_of[edge.dst]:
+            how = "source input" if edge.src in builds[stage_of[edge.src]].chained_sources else "chained"
+            decisions[key] = _Decision(True, how, ["all Flink chaining rules hold"])
+        else:
+            failures = chain_failures(graph, edge, options, roles=names)
+            decisions[key] = _Decision(False, "exchange", [f.reason for f in failures] or ["not chained"])
+    return _Round(graph, demand, builds, decisions, {}, composed=False)
+
+
+def _segment_cost(graph: JobGraph, segment: list[str], model: CostModel, composed: bool, names: _Names) -> StageCost:
+    cost = StageCost.single(graph.operator(segment[0]))
+    for prev, op_id in zip(segment, segment[1:]):
+        cost = cost.extended(
+            graph.operator(op_id), model, composed=composed and names.hands_over_freely(prev), pushdown=composed
+        )
+    return cost
+
+
+@dataclass
+class _Emitted:
+    spec: JobSpec
+    members_of: dict[str, list[str]]  # new id -> ids of the round's input operators
+    edge_of: dict[EdgeKey, EdgeKey]  # new edge -> input edge
+    exact_of: dict[str, bool]
+    changed: bool
+
+
+def _segment_name(names: _Names, segment: list[str]) -> str:
+    """Flink's name for the original operators behind a segment of (possibly already fused) operators."""
+    members = [m for op_id in segment for m in names.origin[op_id]]
+    return flink_chain_name(names.original, members[0], internal_edges(names.original, members))
+
+
+def _emit(r: _Round, model: CostModel, names: _Names, exact_before: dict[str, bool]) -> _Emitted:
+    graph = r.graph
+    segments: list[tuple[list[str], _Build]] = []
+    for build in r.builds:
+        internal = set(internal_edges(graph, build.members))
+        segments += [(segment, build) for segment in linear_segments(graph, build.members, internal)]
+    changed = any(len(segment) > 1 for segment, _ in segments)
+    if not changed:
+        members = {op.id: [op.id] for op in graph.spec.operators}
+        edges = {(e.src, e.dst): (e.src, e.dst) for e in graph.spec.edges}
+        return _Emitted(graph.spec, members, edges, dict(exact_before), False)
+    taken = {op.id for op in graph.spec.operators}
+    new_id_of: dict[str, str] = {}
+    ids: list[str] = []
+    for segment, _ in segments:
+        if len(segment) == 1:
+            new_id = segment[0]
+        else:
+            new_id = base = FUSED_ID_SEPARATOR.join(segment)
+            suffix = 2
+            while new_id in taken:
+                new_id = f"{base}{FUSED_ID_SEPARATOR}{suffix}"
+                suffix += 1
+            taken.add(new_id)
+        ids.append(new_id)
+        for member in segment:
+            new_id_of[member] = new_id
+    operators = {}
+    exact_of: dict[str, bool] = {}
+    for (segment, build), new_id in zip(segments, ids):
+        cost = _segment_cost(graph, segment, model, r.composed, names)
+        combined = combined_operator(
+            graph,
+            segment,
+            cost,
+            new_id=new_id,
+            name=_segment_name(names, segment) if len(segment) > 1 else "",
+            parallelism=build.parallelism,
+            id_of_input=new_id_of,
+        )
+        operators[new_id] = combined.operator
+        exact_of[new_id] = combined.exact_semantics and all(exact_before.get(m, True) for m in segment)
+    edges: dict[EdgeKey, tuple[EdgeKey, dict]] = {}
+    for edge in graph.spec.edges:
+        src, dst = new_id_of[edge.src], new_id_of[edge.dst]
+        if src != dst:
+            effective = r.relabels.get((edge.src, edge.dst), edge)
+            edges[(src, dst)] = ((edge.src, edge.dst), edge_data(effective, src, dst))
+    # Order operators and edges as a lexicographic topological sort, so emitting an unchanged plan again
+    # reproduces the same file.
+    order_graph = nx.DiGraph()
+    order_graph.add_nodes_from(operators)
+    order_graph.add_edges_from(edges)
+    order = list(nx.lexicographical_topological_sort(order_graph))
+    rank = {op_id: i for i, op_id in enumerate(order)}
+    edge_keys = sorted(edges, key=lambda k: (rank[k[0]], rank[k[1]]))
+    spec = graph.spec.model_copy(
+        update={
+            "operators": [operators[op_id] for op_id in order],
+            "edges": [Edge.model_validate(edges[k][1]) for k in edge_keys],
+        }
+    )
+    members_of = {new_id: segment for (segment, _), new_id in zip(segments, ids)}
+    return _Emitted(spec, members_of, {k: edges[k][0] for k in edge_keys}, exact_of, True)
+
+
+def _edge_savings(
+    graph: JobGraph, demand: dict[str, float], edge: Edge, model: CostModel, composed: bool
+) -> Savings:
+    """What fusing this one edge saves per second (an exchange's records, bytes, hop and serialization)."""
+    serialized, delivered = exchange_records_per_s(graph, demand, edge)
+    up, down = graph.operator(edge.src), graph.operator(edge.dst)
+    record_bytes = up.output_record_bytes
+    return Savings(
+        cpu_us_per_s=serialized * model.fused_saving_us(record_bytes, down.cost_us, composed),
+        serialized_bytes_per_s=serialized * record_bytes,
+        network_bytes_per_s=delivered * record_bytes,
+        hops_per_s=delivered,
+        latency_ms=model.hop_latency_ms,
+    )
+
+
+@dataclass(frozen=True)
+class _StageInput:
+    """A round's stage in the shape estimate_plan reads."""
+
+    name: str
+    head: str
+    members: tuple[str, ...]
+    internal_edges: tuple[EdgeKey, ...]
+    composed_edges: tuple[EdgeKey, ...]
+    parallelism: int
+    seen_rps: dict[str, float] | None
+
+
+def _stage_inputs(r: _Round, stage_names: Iterable[str], names: _Names) -> list[_StageInput]:
+    graph = r.graph
+    inputs = []
+    for build, name in zip(r.builds, stage_names):
+        internal = tuple(internal_edges(graph, build.members))
+        composed = tuple(k for k in internal if r.composed and names.hands_over_freely(k[0]))
+        seen = None
+        if build.cost is not None:
+            head_rate = r.demand[build.head]
+            seen = {
+                build.cost.members[index].id: head_rate * weight
+                for index, weight in zip(build.cost.eval_order, build.cost.seen)
+            }
+        inputs.append(
+            _StageInput(name, build.head, tuple(build.members), internal, composed, build.parallelism, seen)
+        )
+    return inputs
+
+
+def _proposals(
+    r: _Round, model: CostModel, options: FlinkOptions, stage_names: list[str], names: _Names
+) -> list[Proposal]:
+    """Where a rebalance edge only blocks fusion through unequal parallelism (or the edge type), propose the
+    alignment with the fewest added instances whose fused stage still keeps up."""
+    graph, demand = r.graph, r.demand
+    build_of = {m: i for i, b in enumerate(r.builds) for m in b.members}
+    found = []
+    for edge in graph.spec.edges:
+        src, dst = edge.src, edge.dst
+        if r.decisions[(src, dst)].fused or edge.partitioning != Partitioning.rebalance:
+            continue
+        if edge.exchange == ExchangeMode.batch or len(graph.upstream(dst)) != 1 or len(graph.downstream(src)) != 1:
+            continue
+        other = [f for f in chain_failures(graph, edge, options, roles=names) if f.rule not in ("parallelism", "forward")]
+        if other:
+            continue
+        up_build, down_build = r.builds[build_of[src]], r.builds[build_of[dst]]
+        choice = None
+        for p in sorted({up_build.parallelism, down_build.parallelism}):
+            if not all(
+                b.parallelism == p or _has_no_outside_forward(graph, b, (src, dst))
+                for b in (up_build, down_build)
+            ):
+                continue
+            if any(graph.operator(m).max_parallelism < p for m in up_build.members + down_build.members):
+                continue
+            candidate = up_build.cost
+            assert candidate is not None
+            for prev, member in zip([src] + down_build.members, down_build.members):
+                candidate = candidate.extended(
+                    graph.operator(member), model, composed=names.hands_over_freely(prev), pushdown=True
+                )
+            capacity = stage_capacity_rps(graph, up_build.head, candidate.as_operator(), p)
+            if capacity >= demand[up_build.head] * (1 - CAPACITY_TOLERANCE):
+                choice = p
+                break
+        if choice is None:
+            continue
+        changes = tuple(
+            (stage_names[build_of[b.members[0]]], b.parallelism, choice)
+            for b in (up_build, down_build)
+            if b.parallelism != choice
+        )
+        savings = _edge_savings(graph, demand, edge, model, composed=names.hands_over_freely(src))
+        edge_text = f"`{names.exit(src)}` -> `{names.head(dst)}`"
+        if changes:
+            what = ", ".join(
+                f"{new - old:+d} instance{'s' if abs(new - old) != 1 else ''} of `{name}` (p {old} -> {new})"
+                for name, old, new in changes
+            )
+            head = f"align to p={choice}: {what}, make {edge_text} forward"
+        else:
+            head = f"make {edge_text} forward (parallelism is already {choice})"
+        message = (
+            f"{head}; saves {fmt_bytes_per_s(savings.serialized_bytes_per_s)} serialized, "
+            f"{fmt_cpu(savings.cpu_us_per_s)} CPU, {savings.hops_per_s:,.0f} hops/s"
+        )
+        found.append(
+            Proposal(names.exit(src), names.head(dst), choice, changes, True, savings, message)
+        )
+    return found
+
+
+def _has_no_outside_forward(graph: JobGraph, build: _Build, allowed: EdgeKey) -> bool:
+    """A stage can change parallelism alone only if no forward edge ties it to another stage."""
+    members = set(build.members)
+    for member in build.members:
+        for edge in graph.in_edges(member) + graph.out_edges(member):
+            crosses = (edge.src in members) != (edge.dst in members)
+            if crosses and (edge.src, edge.dst) != allowed and edge.partitioning == Partitioning.forward:
+                return False
+    return True
+
+
+@dataclass
+class _History:
+    """What the rounds learnt, keyed by the original operators and edges."""
+
+    origin: dict[str, tuple[str, ...]]  # operator of the current round -> original operators, in order
+    edge_origin: dict[EdgeKey, EdgeKey]  # edge of the current round -> original edge
+    fused_how: dict[EdgeKey, tuple[str, list[str]]] = field(default_factory=dict)  # from the round fusing it
+    # Why an edge is an exchange, from the first round that decided it: later rounds see fused operators
+    # and explain less precisely ("`a__b` is not stateless" where `a` alone did not keep the key).
+    first_reasons: dict[EdgeKey, list[str]] = field(default_factory=dict)
+    effective: dict[EdgeKey, Edge] = field(default_factory=dict)  # edges whose exchange moved
+    moved_notes: dict[EdgeKey, str] = field(default_factory=dict)
+    pushdowns: dict[str, list[str]] = field(default_factory=dict)  # original filter id -> notes
+    exact_of: dict[str, bool] = field(default_factory=dict)  # operator of the current round -> exact semantics
+
+    def record(self, r: _Round, names: _Names) -> None:
+        for key, decision in r.decisions.items():
+            original = self.edge_origin[key]
+            if decision.fused:
+                self.fused_how.setdefault(original, (decision.how, decision.reasons))
+            elif original not in self.first_reasons or key in r.relabels:
+                self.first_reasons[original] = decision.reasons
+        for key, edge in r.relabels.items():
+            self.effective[self.edge_origin[key]] = edge
+            self.moved_notes[self.edge_origin[key]] = r.moved_notes[key]
+        for build in r.builds:
+            for filter_id, before in build.cost.moved if build.cost is not None else []:
+                note = f"filter `{names.head(filter_id)}` runs before " + ", ".join(f"`{names.head(b)}`" for b in before)
+                self.pushdowns.setdefault(names.head(filter_id), []).append(note)
+
+    def advance(self, emitted: _Emitted) -> None:
+        self.origin = {
+            new: tuple(chain.from_iterable(self.origin[m] for m in members))
+            for new, members in emitted.members_of.items()
+        }
+        self.edge_origin = {new: self.edge_origin[old] for new, old in emitted.edge_of.items()}
+        self.exact_of = emitted.exact_of
+
+
+def plan_fusion(
+    spec: JobSpec,
+    *,
+    mode: str = "ours",
+    rate_rps: float | None = None,
+    cost_model: CostModel | None = None,
+    flink: FlinkOptions | None = None,
+    max_rounds: int = 100,
+) -> FusionPlan:
+    """Plan which operators run fused. `rate_rps` defaults to the workload's rate at its schedule's peak."""
+    if mode not in MODES:
+        raise UsageError(f"unknown fusion mode {mode!r} (use one of: {', '.join(MODES)})")
+    model = cost_model or CostModel()
+    options = flink or FlinkOptions()
+    if rate_rps is None:
+        rate_rps = spec.workload.rate_rps * peak_rate_factor(spec)
+    if not rate_rps > 0:
+        raise UsageError(f"the rate must be positive, got {rate_rps}")
+    round_fn = _round_ours if mode == "ours" else _round_flink
+    graph0 = JobGraph(spec)
+    demand0 = demand_rps(graph0, graph0.source_rates(rate_rps))
+    history = _History(
+        origin={op.id: (op.id,) for op in spec.operators},
+        edge_origin={(e.src, e.dst): (e.src, e.dst) for e in spec.edges},
+    )
+    graph, demand = graph0, demand0
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 - the count is reported
+        names = _Names(history.origin, graph0)
+        r = round_fn(graph, demand, model, options, names)
+        history.record(r, names)
+        emitted = _emit(r, model, names, history.exact_of)
+        if not emitted.changed:
+            break
+        history.advance(emitted)
+        graph = JobGraph(emitted.spec)
+        demand = demand_rps(graph, graph.source_rates(rate_rps))
+    else:  # pragma: no cover - every changing round removes an operator
+        raise RuntimeError("fusion did not converge")
+    return _assemble(spec, graph0, demand0, mode, rate_rps, model, options, r, names, history, rounds)
+
+
+def _assemble(
+    spec: JobSpec,
+    graph0: JobGraph,
+    demand0: dict[str, float],
+    mode: str,
+    rate_rps: float,
+    model: CostModel,
+    options: FlinkOptions,
+    r: _Round,
+    names: _Names,
+    history: _History,
+    rounds: int,
+) -> FusionPlan:
+    """Express the last round (on the final spec) in terms of the original operators."""
+    order0 = {op_id: i for i, op_id in enumerate(graph0.topological_order)}
+    stage_names, stage_members, stage_heads = [], [], []
+    for build in r.builds:
+        members = sorted(chain.from_iterable(history.origin[m] for m in build.members), key=order0.__getitem__)
+        sources = [history.origin[s][0] for s in build.chained_sources]
+        internal = [e for e in internal_edges(graph0, members) if e[0] not in sources]
+        head = history.origin[build.head][0]
+        stage_names.append(flink_chain_name(graph0, head, internal, sources))
+        stage_members.append(tuple(members))
+        stage_heads.append(head)
+    before = estimate_plan(
+        graph0,
+        demand0,
+        [
+            _StageInput(op_id, op_id, (op_id,), (), (), graph0.operator(op_id).parallelism, None)
+            for op_id in graph0.topological_order
+        ],
+        model,
+    )
+    after = estimate_plan(r.graph, r.demand, _stage_inputs(r, stage_names, names), model, r.relabels)
+    stages = []
+    for build, name, members, head, estimate in zip(r.builds, stage_names, stage_members, stage_heads, after.stages):
+        notes = tuple(note for m in members for note in history.pushdowns.get(m, []))
+        stages.append(
+            Stage(
+                name=name,
+                head=head,
+                members=members,
+                parallelism=build.parallelism,
+                spec_operators=tuple(build.members),
+                estimate=estimate,
+                pushdowns=notes,
+                exact_semantics=all(history.exact_of.get(m, True) for m in build.members),
+            )
+        )
+    final_decision = {history.edge_origin[key]: decision for key, decision in r.decisions.items()}
+    boundaries = []
+    for edge in spec.edges:
+        key = (edge.src, edge.dst)
+        moved = history.effective.get(key, edge)
+        composed = mode == "ours" and graph0.operator(edge.src).kind in STATELESS_KINDS
+        savings = _edge_savings(graph0, demand0, edge, model, composed)
+        # A fused edge is explained by the round that fused it; an edge of the final spec is fused there only
+        # where the spec had to split a stage (source..sink).
+        decision = final_decision.get(key)
+        fused = decision is None or decision.fused
+        if fused:
+            how, why = history.fused_how[key]
+            reasons = tuple(why)
+        else:
+            how, reasons = "exchange", tuple(history.first_reasons.get(key, decision.reasons))
+            note = history.moved_notes.get(key)
+            if note is not None and note not in reasons:
+                reasons = (note,) + reasons
+        boundaries.append(
+            Boundary(
+                src=edge.src,
+                dst=edge.dst,
+                partitioning=edge.partitioning.value,
+                key=tuple(edge.key or ()),
+                fused=fused,
+                how=how,
+                reasons=reasons,
+                savings=savings,
+                effective_partitioning=moved.partitioning.value,
+                effective_key=tuple(moved.key or ()),
+                spec_split=fused and decision is not None,
+            )
+        )
+    proposals = _proposals(r, model, options, stage_names, names) if mode == "ours" else []
+    return FusionPlan(
+        spec=spec,
+        mode=mode,
+        rate_rps=rate_rps,
+        cost_model=model,
+        stages=tuple(stages),
+        boundaries=tuple(boundaries),
+        proposals=tuple(proposals),
+        before=before,
+        after=after,
+        fused_spec=r.graph.spec,
+        spec_members={op_id: history.origin[op_id] for op_id in r.graph.topological_order},
+        rounds=rounds,
+    )

@@ -1,0 +1,105 @@
+"""`streamtune fuse` end to end: tables, --out specs that validate/re-fuse, JSON and Markdown reports, clean
+errors, and no heavy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from streamtune_cli.cli.app import app
+from streamtune_cli.spec import load_spec, spec_to_data
+
+ROOT = Path(__file__).resolve().parents[2]
+Q5 = str(ROOT / "configs" / "nexmark" / "q5.yaml")
+runner = CliRunner()
+
+
+def test_fuse_prints_the_plan_tables() -> None:
+    result = runner.invoke(app, ["fuse", Q5])
+    assert result.exit_code == 0, result.output
+    for expected in ("fusion plan: nexmark-q5", "stages (tasks)", "edges"):
+        assert expected in result.output
+
+
+def test_flink_mode_and_outputs(tmp_path: Path) -> None:
+    out, report, markdown = tmp_path / "fused.yaml", tmp_path / "fuse.json", tmp_path / "fuse.md"
+    result = runner.invoke(
+        app, ["fuse", Q5, "--mode", "flink", "--out", str(out), "--json", str(report), "--markdown", str(markdown)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["mode"] == "flink" and data["chains"] == 2 and data["fused_edges"] == 2 and data["boundaries"] == 2
+    assert data["serialized_bytes_per_s"] > 0
+    assert {s["name"] for s in data["stages"]} == {
+        "Source: bids -> auction_time",
+        "bids_per_auction",
+        "max_per_window -> Sink: sink",
+    }
+    assert "```mermaid" in markdown.read_text()
+    validated = runner.invoke(app, ["validate", str(out)])
+    assert validated.exit_code == 0, validated.output
+    # Fusing the fused spec again writes the same spec.
+    again = tmp_path / "again.yaml"
+    assert runner.invoke(app, ["fuse", str(out), "--mode", "flink", "--out", str(again)]).exit_code == 0
+    assert spec_to_data(load_spec(again)) == spec_to_data(load_spec(out))
+
+
+def test_json_to_stdout_is_only_json() -> None:
+    result = runner.invoke(app, ["fuse", Q5, "--json", "-"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["schema"] == "streamtune.fusion/1"
+    for key in ("chains", "fused_edges", "boundaries", "serialized_bytes_per_s", "cpu_us_per_s", "hops_per_s", "latency_ms"):
+        assert isinstance(data[key], (int, float))
+
+
+def test_rate_option_changes_the_capacity_verdict() -> None:
+    q1 = str(ROOT / "configs" / "nexmark" / "q1.yaml")
+    busy = json.loads(runner.invoke(app, ["fuse", q1, "--json", "-"]).output)
+    quiet = json.loads(runner.invoke(app, ["fuse", q1, "--json", "-", "--rate", "100000"]).output)
+    assert busy["fused_edges"] == 0 and quiet["fused_edges"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fuse", "missing.yaml"], "missing.yaml"),
+        (["fuse", Q5, "--rate", "-5"], "rate must be positive"),
+        (["fuse", Q5, "--serde-us-per-byte", "-1"], "cost model values must be >= 0"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_spec_names_file_and_position(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nworkload: {rate_rps: 10}\noperators:\n  - {id: a, kind: nope}\n")
+    result = runner.invoke(app, ["fuse", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:4:" in result.output
+
+
+def _imported(args: list[str]) -> set[str]:
+    code = (
+        "import sys\nfrom streamtune_cli.cli.app import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'torch_geometric', 'polars') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    line = [x for x in result.stdout.splitlines() if x.startswith("HEAVY=")][-1]
+    return {m for m in line.removeprefix("HEAVY=").split(",") if m}
+
+
+def test_fuse_imports_no_torch_and_polars_only_to_parse_sql() -> None:
+    assert _imported(["fuse", "--json", "-", "--no-sql", "configs/nexmark/q5.yaml"]) == set()
+    assert _imported(["fuse", "--json", "-", "configs/synthetic/linear_chain.yaml"]) == set()  # no SQL in it
+    assert not _imported(["fuse", "--json", "-", "configs/nexmark/q5.yaml"]) & {"torch", "torch_geometric"}
