@@ -1,0 +1,240 @@
+"""Clusters of a history's jobs by graph edit distance of their DAGs, as a self-contained clusters.json.
+
+Identical DAGs (same canonical hash) are computed once; the distance matrix, the clustering and the
+medoids come from streamtune_cli.ged; this module loads the history, weighs DAGs by their runs, writes the
+result (medoid DAGs as labeled-graph JSON, so assignment needs no history) and assigns new jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import networkx as nx
+import numpy as np
+
+from streamtune_cli.history.queries import DagGroup, dag_groups
+from streamtune_cli.history.store import HistoryError, HistoryStore
+from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.spec.models import JobSpec
+
+__all__ = [
+    "CLUSTERS_FORMAT",
+    "CLUSTERS_VERSION",
+    "graph_to_json",
+    "graph_from_json",
+    "build_clusters",
+    "load_clusters",
+    "assign_graph",
+    "assign_spec",
+    "ClusterModel",
+]
+
+CLUSTERS_FORMAT = "streamtune-clusters"
+CLUSTERS_VERSION = 1
+
+
+def graph_to_json(graph: nx.DiGraph) -> dict[str, Any]:
+    """A labeled DAG as plain data: nodes with `kind`, edges with `partitioning`, sorted for stable output."""
+    return {
+        "nodes": [{"id": str(n), "kind": graph.nodes[n]["kind"]} for n in sorted(graph.nodes, key=str)],
+        "edges": [
+            {"from": str(u), "to": str(v), "partitioning": d["partitioning"]}
+            for u, v, d in sorted(graph.edges(data=True), key=lambda e: (str(e[0]), str(e[1])))
+        ],
+    }
+
+
+def graph_from_json(data: Any, where: str) -> nx.DiGraph:
+    """The inverse of graph_to_json; a malformed graph raises an error naming `where`."""
+    try:
+        graph = nx.DiGraph()
+        for node in data["nodes"]:
+            graph.add_node(str(node["id"]), kind=str(node["kind"]))
+        for edge in data["edges"]:
+            src, dst = str(edge["from"]), str(edge["to"])
+            if src not in graph or dst not in graph:
+                raise KeyError(f"edge {src} -> {dst} names an unknown node")
+            graph.add_edge(src, dst, partitioning=str(edge["partitioning"]))
+    except (KeyError, TypeError) as exc:
+        raise HistoryError(where, f"malformed medoid graph: {exc}") from None
+    return graph
+
+
+def _costs_to_json(costs: Any) -> dict[str, float]:
+    return {name: float(value) for name, value in dataclasses.asdict(costs).items()}
+
+
+def build_clusters(
+    history: str | Path | HistoryStore,
+    *,
+    k: int | str = "auto",
+    seed: int = 0,
+    costs: Any = None,
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    groups: list[DagGroup] | None = None,
+) -> dict[str, Any]:
+    """Cluster a history's runs by the GED of their DAGs; returns the clusters.json document.
+
+    Runs are grouped by their stored canonical DAG hash, so each distinct DAG is one point: the distance
+    matrix covers distinct DAGs only (in parallel, `n_jobs` processes) and duplicates do not weigh on the
+    clustering. k is chosen by silhouette unless given. The adjusted Rand index between clusters and
+    generator families is reported over the runs that have a family.
+    """
+    from streamtune_cli.errors import UsageError
+    from streamtune_cli.ged import EditCosts, cluster_distance_matrix, distance_matrix
+
+    costs = costs or EditCosts()
+    store = history if isinstance(history, HistoryStore) else HistoryStore.open(history)
+    groups = groups if groups is not None else dag_groups(store)
+    if not groups:
+        raise HistoryError(store.root, "the history has no runs to cluster")
+    if isinstance(k, int) and not 1 <= k <= len(groups):
+        raise UsageError(f"--k {k} is not possible: {store.root} has {len(groups)} distinct DAG(s)")
+    matrix = distance_matrix([g.graph for g in groups], costs, n_jobs=n_jobs, progress=progress)
+    if matrix.n_unique != len(groups):
+        # Two stored hashes for one structure would mean runs written with another hash function.
+        raise HistoryError(store.root, "runs with different DAG hashes have identical DAGs; the history mixes hash versions")
+    clustering = cluster_distance_matrix(matrix, k=k, seed=seed)
+    labels = [int(label) for label in clustering.labels]
+
+    clusters = []
+    for cluster_id in range(clustering.k):
+        members = [i for i, label in enumerate(labels) if label == cluster_id]
+        medoid = groups[int(clustering.medoids[cluster_id])]
+        families = Counter(f if f is not None else "(none)" for i in members for f in groups[i].families)
+        clusters.append(
+            {
+                "id": cluster_id,
+                "n_runs": sum(len(groups[i].run_ids) for i in members),
+                "n_dags": len(members),
+                "families": dict(sorted(families.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "medoid": {
+                    "dag_hash": medoid.dag_hash,
+                    "run_id": medoid.representative,
+                    "family": medoid.families[0],
+                    "graph": graph_to_json(medoid.graph),
+                },
+                "dag_hashes": [groups[i].dag_hash for i in members],
+                "run_ids": [run_id for i in members for run_id in groups[i].run_ids],
+            }
+        )
+
+    upper_pairs = matrix.unique_exact[np.triu_indices(matrix.n_unique, 1)]
+    gaps = (matrix.unique_upper - matrix.unique_lower)[np.triu_indices(matrix.n_unique, 1)]
+    return {
+        "format": CLUSTERS_FORMAT,
+        "version": CLUSTERS_VERSION,
+        "history": str(store.root),
+        "seed": seed,
+        "costs": _costs_to_json(costs),
+        "n_runs": sum(len(g.run_ids) for g in groups),
+        "n_dags": len(groups),
+        "k": clustering.k,
+        "k_chosen_by": "silhouette" if k == "auto" else "given",
+        "silhouette": _finite_or_none(clustering.silhouette),
+        "silhouette_by_k": {str(kk): _finite_or_none(s) for kk, s in clustering.scores.items()},
+        "adjusted_rand_index_vs_family": _family_ari(groups, labels),
+        "distances": {
+            "pairs": int(upper_pairs.size),
+            "exact": int(upper_pairs.sum()),
+            "max_gap": float(gaps.max()) if gaps.size else 0.0,
+        },
+        "clusters": clusters,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
+
+
+def _family_ari(groups: list[DagGroup], labels: list[int]) -> float | None:
+    """Adjusted Rand index of cluster vs family over runs with a family; None if fewer than two families."""
+    from sklearn.metrics import adjusted_rand_score
+
+    truth, predicted = [], []
+    for group, label in zip(groups, labels):
+        for family in group.families:
+            if family is not None:
+                truth.append(family)
+                predicted.append(label)
+    if len(set(truth)) < 2:
+        return None
+    return round(float(adjusted_rand_score(truth, predicted)), 6)
+
+
+class ClusterModel:
+    """A loaded clusters.json: the medoid graph and summary of each cluster, and the edit costs used."""
+
+    def __init__(self, path: Path, data: dict[str, Any], medoids: list[nx.DiGraph], costs: Any):
+        self.path = path
+        self.data = data
+        self.clusters: list[dict[str, Any]] = data["clusters"]
+        self.medoids = medoids
+        self.costs = costs
+
+
+def load_clusters(path: str | Path) -> ClusterModel:
+    """Read and check a clusters.json; every problem names the file."""
+    from streamtune_cli.ged import EditCosts
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HistoryError(path, "no such clusters file") from None
+    except json.JSONDecodeError as exc:
+        raise HistoryError(f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HistoryError(path, f"cannot read clusters file: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != CLUSTERS_FORMAT:
+        raise HistoryError(path, f"not a clusters file (expected format {CLUSTERS_FORMAT!r}; build one with `streamtune cluster build`)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > CLUSTERS_VERSION or version < 1:
+        raise HistoryError(path, f"clusters file version {version!r} is not supported (this streamtune reads {CLUSTERS_VERSION})")
+    clusters = data.get("clusters")
+    if not isinstance(clusters, list) or not clusters:
+        raise HistoryError(path, "clusters file has no clusters")
+    medoids = []
+    for i, cluster in enumerate(clusters):
+        if not isinstance(cluster, dict) or not isinstance(cluster.get("medoid"), dict):
+            raise HistoryError(path, f"clusters[{i}] has no medoid")
+        medoids.append(graph_from_json(cluster["medoid"].get("graph"), f"{path}: clusters[{i}].medoid.graph"))
+    try:
+        costs = EditCosts(**data.get("costs", {}))
+    except (TypeError, ValueError) as exc:
+        raise HistoryError(path, f"invalid edit costs: {exc}") from None
+    return ClusterModel(path, data, medoids, costs)
+
+
+def assign_graph(graph: nx.DiGraph, model: ClusterModel) -> dict[str, Any]:
+    """The nearest cluster medoid of a labeled DAG, with the distance's bounds and whether it is exact."""
+    from streamtune_cli.ged import assign_to_medoid, bounded_ged, graph_edit_distance
+
+    index, distance = assign_to_medoid(graph, model.medoids, model.costs)
+    result = graph_edit_distance(graph, model.medoids[index], model.costs)
+    cluster = model.clusters[index]
+    candidates = []
+    for i, medoid in enumerate(model.medoids):
+        bounds = result if i == index else bounded_ged(graph, medoid, model.costs)
+        candidates.append({"cluster": model.clusters[i].get("id", i), "lower": bounds.lower, "upper": bounds.upper})
+    return {
+        "cluster": cluster.get("id", index),
+        "distance": float(min(distance, result.upper)),
+        "exact": bool(result.exact),
+        "lower": float(result.lower),
+        "upper": float(result.upper),
+        "medoid_run_id": cluster["medoid"].get("run_id"),
+        "families": cluster.get("families", {}),
+        "candidates": candidates,
+    }
+
+
+def assign_spec(spec: JobSpec, model: ClusterModel) -> dict[str, Any]:
+    """assign_graph for a job spec's DAG (node kind, edge partitioning)."""
+    return assign_graph(JobGraph(spec).labeled(), model)

@@ -1,0 +1,278 @@
+"""Synthetic histories: template jobs run on the sim executor at under-, near- and over-provisioned parallelism.
+
+Run i of seed S depends only on (S, i): its family, spec, rate, parallelism plan and measurement noise are
+drawn from numpy's Generator seeded with [S, i], so `--jobs 100` is the first 100 runs of `--jobs 2000`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from streamtune_cli.capacity import capacity_rps, demand_rps
+from streamtune_cli.executors.base import Observation
+from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.history.records import RunsBuilder
+from streamtune_cli.history.store import HistoryStore
+from streamtune_cli.history.templates import FAMILIES, Family, draw_spec
+from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.spec.models import JobSpec, Partitioning, Workload
+from streamtune_cli.tuning.oracle import oracle_parallelism
+
+__all__ = [
+    "GeneratedRun",
+    "GenerateSummary",
+    "WINDOW_PLAN",
+    "simulate_run",
+    "generate_history",
+    "forward_groups",
+    "default_workers",
+]
+
+# Each run measures one window per entry, in a shuffled order: provisioning relative to the oracle.
+WINDOW_PLAN: tuple[str, ...] = ("under_one", "under_all", "near", "near", "over", "over")
+# The oracle's largest operator parallelism lands in this range; the rate is chosen to get there.
+_PEAK_PARALLELISM = (3, 16)
+_RUNS_PER_PART = 1000
+# Window rate / the run's base rate (at which the oracle is computed), by provisioning kind.
+_RATE_JITTER = {"under": (1.0, 1.15), "near": (0.9, 1.1), "over": (0.85, 1.0)}
+
+
+@dataclass
+class GeneratedRun:
+    run_id: str
+    family: str
+    variant: str
+    spec: JobSpec
+    graph: JobGraph
+    seed: int
+    windows: list[Observation]
+    plan: list[str]
+    oracle: dict[str, int]
+
+
+@dataclass
+class GenerateSummary:
+    out: Path
+    runs: int
+    rows: int
+    parts: list[Path] = field(default_factory=list)
+    families: dict[str, int] = field(default_factory=dict)
+
+
+def forward_groups(graph: JobGraph) -> list[list[str]]:
+    """Operators joined by forward edges (they must share a parallelism to stay forward), in topological order."""
+    parent = {op: op for op in graph.topological_order}
+
+    def find(op: str) -> str:
+        while parent[op] != op:
+            parent[op] = parent[parent[op]]
+            op = parent[op]
+        return op
+
+    for edge in graph.spec.edges:
+        if edge.partitioning == Partitioning.forward:
+            parent[find(edge.dst)] = find(edge.src)
+    groups: dict[str, list[str]] = {}
+    for op in graph.topological_order:
+        groups.setdefault(find(op), []).append(op)
+    return list(groups.values())
+
+
+def _base_rate(graph: JobGraph, peak_parallelism: float) -> float:
+    """The total source rate at which the most loaded operator needs about `peak_parallelism` instances."""
+    unit = demand_rps(graph, graph.source_rates(1.0))
+    load = max(unit[op] * graph.operator(op).cost_us / 1e6 for op in graph.topological_order)
+    return peak_parallelism / load
+
+
+def _plan_window(kind: str, oracle_groups: list[int], rng: np.random.Generator) -> list[int]:
+    """Parallelism per forward group for one window of the given provisioning kind."""
+    oracle = np.asarray(oracle_groups, dtype=float)
+    n = len(oracle)
+    if kind == "under_one":
+        # One group (that can go lower) under its oracle, all others comfortably above theirs.
+        p = np.ceil(oracle * rng.uniform(1.0, 1.6, n))
+        candidates = [i for i in range(n) if oracle[i] >= 2] or list(range(n))
+        i = int(rng.choice(candidates))
+        p[i] = math.floor(oracle[i] * rng.uniform(0.3, 0.8))
+    elif kind == "under_all":
+        p = np.floor(oracle * rng.uniform(0.4, 0.95, n))
+    elif kind == "near":
+        # At or just above the oracle, and in a third of the windows one group a step below it.
+        p = oracle + rng.choice([0, 1, 1], n)
+        if rng.random() < 1 / 3:
+            i = int(rng.integers(n))
+            p[i] = oracle[i] - 1
+    elif kind == "over":
+        p = np.ceil(oracle * rng.uniform(1.2, 2.5, n))
+    else:
+        raise ValueError(f"unknown window kind {kind!r}")
+    return [max(1, int(x)) for x in p]
+
+
+def _no_slower(graph: JobGraph, group: list[str], p: int, oracle_p: int) -> int:
+    """The largest parallelism in [oracle_p, p] at which no operator of the group is slower than at oracle_p.
+
+    With key skew or coherency costs (USL kappa) capacity falls past a peak, so "more instances" is only
+    over-provisioning while it is also more capacity.
+    """
+    floor = {op: capacity_rps(graph, op, oracle_p) for op in group}
+    while p > oracle_p and any(capacity_rps(graph, op, p) < floor[op] for op in group):
+        p -= 1
+    return p
+
+
+def _draw_feasible(family: Family, rng: np.random.Generator, name: str) -> tuple[JobSpec, str, dict[str, int]]:
+    """A spec of the family at a rate its oracle can meet within each operator's max parallelism."""
+    spec, variant = draw_spec(family, rng, name=name)
+    graph = JobGraph(spec)
+    rate = _base_rate(graph, rng.uniform(*_PEAK_PARALLELISM))
+    for _ in range(4):
+        spec = spec.model_copy(update={"workload": Workload(rate_rps=round(rate, 1))})
+        oracle = oracle_parallelism(spec)
+        if oracle.feasible:
+            return spec, variant, oracle.parallelism
+        # Skew or sub-linear scaling caps some operator below its demand: scale the rate to what the
+        # tightest of them can carry at its peak, with a margin (demand is linear in the rate).
+        graph = JobGraph(spec)
+        fits = min(
+            capacity_rps(graph, op, oracle.parallelism[op]) / oracle.demand_rps[op] for op in oracle.infeasible_operators
+        )
+        rate *= 0.9 * min(fits, 0.95)
+    return spec, variant, oracle.parallelism
+
+
+def simulate_run(seed: int, index: int, families: Sequence[Family] = FAMILIES, *, noise: float = 0.02) -> GeneratedRun:
+    """Run `index` of a history generated with `seed`: draw a job, then measure each window of WINDOW_PLAN."""
+    rng = np.random.default_rng([seed, index])
+    family = families[int(rng.integers(len(families)))]
+    run_id = f"gen-{seed}-{index:06d}"
+    spec, variant, oracle = _draw_feasible(family, rng, name=f"{family.name}-{index:06d}")
+    graph = JobGraph(spec)
+    groups = forward_groups(graph)
+    oracle_groups = [max(oracle[op] for op in group) for group in groups]
+    oracle_full = {op: p for group, p in zip(groups, oracle_groups) for op in group}
+    spec = spec.with_parallelism(oracle_full)
+    graph = JobGraph(spec)
+
+    plan = list(WINDOW_PLAN)
+    rng.shuffle(plan)
+    executor = SimExecutor(seed=int(rng.integers(2**31)), noise=noise)
+    windows: list[Observation] = []
+    try:
+        for kind in plan:
+            group_p = _plan_window(kind, oracle_groups, rng)
+            if kind == "over":
+                group_p = [_no_slower(graph, group, p, o) for group, p, o in zip(groups, group_p, oracle_groups)]
+            parallelism = {op: p for group, p in zip(groups, group_p) for op in group}
+            # The offered rate moves a little between windows, as real traffic does, but never across the
+            # oracle's rate in the direction that would undo the window's provisioning.
+            low, high = _RATE_JITTER[kind.split("_")[0]]
+            rate = spec.workload.rate_rps * float(rng.uniform(low, high))
+            window_spec = spec.model_copy(update={"workload": Workload(rate_rps=rate)})
+            executor.deploy(window_spec, parallelism)
+            windows.append(executor.observe())
+    finally:
+        executor.close()
+    return GeneratedRun(run_id, family.name, variant, spec, graph, seed, windows, plan, oracle_full)
+
+
+def _simulate_chunk(seed: int, start: int, stop: int, family_names: tuple[str, ...], noise: float) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Runs [start, stop) as history tables; runs in a worker process, so it takes and returns plain data."""
+    families = [next(f for f in FAMILIES if f.name == name) for name in family_names]
+    builder = RunsBuilder()
+    counts: dict[str, int] = {}
+    for index in range(start, stop):
+        run = simulate_run(seed, index, families, noise=noise)
+        builder.add_run(
+            run.run_id,
+            run.spec,
+            run.windows,
+            origin="generate",
+            executor="sim",
+            family=run.family,
+            variant=run.variant,
+            seed=run.seed,
+            graph=run.graph,
+        )
+        counts[run.family] = counts.get(run.family, 0) + 1
+    runs, rows = builder.tables()
+    return runs, rows, counts
+
+
+def default_workers(jobs: int) -> int:
+    """Worker processes for `jobs` runs: one per available core, but one per ~250 runs at most (start-up cost)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8, jobs // 250))
+
+
+def generate_history(
+    out: str | Path,
+    *,
+    jobs: int,
+    seed: int = 0,
+    families: Sequence[Family] = FAMILIES,
+    noise: float = 0.02,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    runs_per_part: int = _RUNS_PER_PART,
+) -> GenerateSummary:
+    """Generate `jobs` runs into the history at `out` (created if needed), one atomic part per `runs_per_part`.
+
+    The result does not depend on `workers`: chunks of runs are simulated in parallel and written in order.
+    """
+    if jobs < 1:
+        raise ValueError("jobs must be >= 1")
+    store = HistoryStore.create(out)
+    workers = default_workers(jobs) if workers is None else max(1, workers)
+    names = tuple(f.name for f in families)
+    chunk = max(1, min(50, runs_per_part))
+    bounds = [(start, min(start + chunk, jobs)) for start in range(0, jobs, chunk)]
+    summary = GenerateSummary(out=Path(out), runs=0, rows=0)
+    pending_runs: list[pa.Table] = []
+    pending_rows: list[pa.Table] = []
+
+    def flush() -> None:
+        if not pending_runs:
+            return
+        runs, rows = pa.concat_tables(pending_runs), pa.concat_tables(pending_rows)
+        summary.parts.append(store.append(runs, rows))
+        summary.runs += runs.num_rows
+        summary.rows += rows.num_rows
+        pending_runs.clear()
+        pending_rows.clear()
+
+    def collect(result: tuple[pa.Table, pa.Table, dict[str, int]], n: int) -> None:
+        runs, rows, counts = result
+        pending_runs.append(runs)
+        pending_rows.append(rows)
+        for name, count in counts.items():
+            summary.families[name] = summary.families.get(name, 0) + count
+        if sum(t.num_rows for t in pending_runs) >= runs_per_part:
+            flush()
+        if progress is not None:
+            progress(n)
+
+    if workers == 1:
+        for start, stop in bounds:
+            collect(_simulate_chunk(seed, start, stop, names, noise), stop - start)
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_simulate_chunk, seed, start, stop, names, noise) for start, stop in bounds]
+            for (start, stop), future in zip(bounds, futures):
+                collect(future.result(), stop - start)
+    flush()
+    summary.families = dict(sorted(summary.families.items()))
+    return summary

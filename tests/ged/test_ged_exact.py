@@ -1,0 +1,261 @@
+"""Exact GED, bounds and the anytime contract, checked against networkx, a
+brute-force oracle, hand-computed cases and metric properties."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import networkx as nx
+import pytest
+from ged_graphgen import (
+    ANY_COSTS,
+    FAMILIES,
+    NX_SAFE_COSTS,
+    brute_force_ged,
+    dag_pairs,
+    labeled_dags,
+    make_dag,
+    relabel_randomly,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamtune_cli.ged import (
+    EditCosts,
+    GedResult,
+    bounded_ged,
+    exact_ged,
+    graph_edit_distance,
+    lower_bound,
+    networkx_cost_kwargs,
+    same_labeled_graph,
+)
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+NX_TIMEOUT_S = 5.0
+
+
+def check_against_networkx(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
+    r = exact_ged(g1, g2, costs)
+    assert r.exact and r.lower == r.upper
+    start = time.perf_counter()
+    ref = nx.graph_edit_distance(g1, g2, **networkx_cost_kwargs(costs), timeout=NX_TIMEOUT_S)
+    if time.perf_counter() - start < NX_TIMEOUT_S:
+        assert r.value == pytest.approx(ref, abs=1e-9)
+    else:
+        # networkx gave up and returned its best path so far: an upper bound
+        assert r.value <= ref + 1e-9
+
+
+# ------------------------------------------------------------ vs networkx
+@SETTINGS
+@given(dag_pairs())
+def test_exact_equals_networkx_unit_costs(pair: tuple[nx.DiGraph, nx.DiGraph]) -> None:
+    check_against_networkx(*pair, EditCosts())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dag_pairs(max_nodes=6, rare_max=7), st.sampled_from(NX_SAFE_COSTS))
+def test_exact_equals_networkx_weighted_costs(pair: tuple[nx.DiGraph, nx.DiGraph], costs: EditCosts) -> None:
+    check_against_networkx(*pair, costs)
+
+
+@SETTINGS
+@given(
+    labeled_dags(min_nodes=0, max_nodes=4, rare_max=5),
+    labeled_dags(min_nodes=0, max_nodes=4, rare_max=5),
+    st.sampled_from(ANY_COSTS),
+)
+def test_exact_equals_brute_force_any_costs(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
+    # covers cost regimes where networkx itself is not exact (sub >= del + ins)
+    r = exact_ged(g1, g2, costs)
+    assert r.exact
+    assert r.value == pytest.approx(brute_force_ged(g1, g2, costs), abs=1e-9)
+
+
+@pytest.mark.parametrize("node_sub", [1.0, 2.0, 3.0])
+def test_substitution_dearer_than_delete_insert(node_sub: float) -> None:
+    # isolated nodes: relabel (node_sub) or delete + insert (2), whichever is cheaper
+    a = make_dag(["source", "map"], [])
+    b = make_dag(["source", "filter"], [])
+    costs = EditCosts(node_sub=node_sub)
+    assert exact_ged(a, b, costs).value == min(node_sub, 2.0)
+    # inside a chain the delete + insert route also re-does 2 edges (total 6)
+    g1 = make_dag(["source", "map", "sink"], [(0, 1, "forward"), (1, 2, "forward")])
+    g2 = make_dag(["source", "filter", "sink"], [(0, 1, "forward"), (1, 2, "forward")])
+    assert exact_ged(g1, g2, costs).value == min(node_sub, 6.0)
+    assert exact_ged(g1, g2, costs).value == brute_force_ged(g1, g2, costs)
+
+
+# --------------------------------------------------------------- bounds
+@SETTINGS
+@given(labeled_dags(), labeled_dags(), st.sampled_from(ANY_COSTS))
+def test_bounds_sandwich_exact(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
+    exact = exact_ged(g1, g2, costs).value
+    b = bounded_ged(g1, g2, costs)
+    assert b.lower <= exact + 1e-9 <= b.upper + 2e-9
+    assert lower_bound(g1, g2, costs) <= exact + 1e-9
+    if b.exact:
+        assert b.lower == b.upper == pytest.approx(exact)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounded_on_large_graphs_is_consistent(seed: int) -> None:
+    rng = random.Random(seed)
+    g1 = nx.DiGraph(nx.gnp_random_graph(40, 0.08, seed=seed, directed=True).edges)
+    g2 = nx.DiGraph(nx.gnp_random_graph(38, 0.08, seed=seed + 100, directed=True).edges)
+    for g in (g1, g2):
+        for n in g.nodes:
+            g.nodes[n]["kind"] = rng.choice(["map", "filter", "join"])
+        for e in g.edges:
+            g.edges[e]["partitioning"] = rng.choice(["hash", "forward"])
+    b = bounded_ged(g1, g2)
+    assert 0 < b.lower <= b.upper
+    assert b.exact == (b.lower == b.upper)
+    # size dispatch: above exact_max_nodes the bounds are returned as is
+    assert graph_edit_distance(g1, g2, exact_max_nodes=12) == b
+
+
+# ------------------------------------------------------ metric properties
+@SETTINGS
+@given(labeled_dags(), labeled_dags(), st.sampled_from(ANY_COSTS))
+def test_symmetry(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
+    forward = exact_ged(g1, g2, costs).value
+    assert exact_ged(g2, g1, costs.swapped()).value == pytest.approx(forward, abs=1e-9)
+    if costs.is_symmetric:
+        assert exact_ged(g2, g1, costs).value == pytest.approx(forward, abs=1e-9)
+
+
+@SETTINGS
+@given(labeled_dags(), labeled_dags(), st.randoms(use_true_random=False))
+def test_zero_iff_identical(g1: nx.DiGraph, g2: nx.DiGraph, rnd: random.Random) -> None:
+    assert exact_ged(g1, relabel_randomly(g1, rnd)).value == 0
+    d = exact_ged(g1, g2).value
+    assert (d == 0) == same_labeled_graph(g1, g2)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    labeled_dags(max_nodes=5, rare_max=6),
+    labeled_dags(max_nodes=5, rare_max=6),
+    labeled_dags(max_nodes=5, rare_max=6),
+    st.sampled_from(ANY_COSTS),
+)
+def test_triangle_inequality(a: nx.DiGraph, b: nx.DiGraph, c: nx.DiGraph, costs: EditCosts) -> None:
+    ab = exact_ged(a, b, costs).value
+    bc = exact_ged(b, c, costs).value
+    ac = exact_ged(a, c, costs).value
+    assert ac <= ab + bc + 1e-9
+
+
+# ------------------------------------------------------------ hand cases
+SRC_MAP = make_dag(["source", "map"], [(0, 1, "forward")])
+
+
+def test_empty_graphs() -> None:
+    empty = nx.DiGraph()
+    one = make_dag(["source"], [])
+    costs = EditCosts(node_del=2, node_ins=3)
+    assert exact_ged(empty, empty).value == 0
+    assert exact_ged(empty, one, costs) == GedResult(3, 3, True)
+    assert exact_ged(one, empty, costs) == GedResult(2, 2, True)
+    # deleting both nodes and the edge
+    assert exact_ged(SRC_MAP, empty).value == 3
+
+
+def test_relabel_one_node() -> None:
+    g2 = make_dag(["source", "filter"], [(0, 1, "forward")])
+    assert exact_ged(SRC_MAP, g2).value == 1
+    assert exact_ged(SRC_MAP, g2, EditCosts(node_sub=0.25)).value == 0.25
+
+
+def test_missing_label_is_none() -> None:
+    unlabeled = make_dag([None, "map"], [(0, 1, None)])
+    explicit = nx.DiGraph()
+    explicit.add_node(0, kind=None)
+    explicit.add_node(1, kind="map")
+    explicit.add_edge(0, 1, partitioning=None)
+    assert exact_ged(unlabeled, explicit).value == 0
+    assert exact_ged(unlabeled, SRC_MAP).value == 2  # one node label, one edge label
+
+
+def test_change_partitioning_and_add_edge() -> None:
+    hashed = make_dag(["source", "map"], [(0, 1, "hash")])
+    assert exact_ged(SRC_MAP, hashed, EditCosts(edge_sub=0.5)).value == 0.5
+    # substitution dearer than delete+insert is never used
+    assert exact_ged(SRC_MAP, hashed, EditCosts(edge_sub=5, edge_del=1, edge_ins=2)).value == 3
+    no_edge = make_dag(["source", "map"], [])
+    assert exact_ged(no_edge, SRC_MAP, EditCosts(edge_ins=4)).value == 4
+
+
+@pytest.mark.parametrize("node_sub", [0.25, 1.0, 5.0])
+def test_reverse_one_edge_is_directed(node_sub: float) -> None:
+    reversed_ = make_dag(["source", "map"], [(1, 0, "forward")])
+    # either delete + insert the edge (2) or swap both node labels (2 * node_sub)
+    assert exact_ged(SRC_MAP, reversed_, EditCosts(node_sub=node_sub)).value == min(2.0, 2 * node_sub)
+
+
+def test_chain_with_skipped_middle_node() -> None:
+    chain = make_dag(["source", "map", "sink"], [(0, 1, "forward"), (1, 2, "forward")])
+    short = make_dag(["source", "sink"], [(0, 1, "forward")])
+    # deleting "map" costs 1 + its 2 edges + inserting source->sink = 4; cheaper:
+    # map "map" onto "sink" (relabel 1), delete "sink" (1) and edge map->sink (1)
+    assert exact_ged(chain, short).value == 3
+    assert exact_ged(chain, short).value == brute_force_ged(chain, short, EditCosts())
+
+
+# ---------------------------------------------------------------- anytime
+def _random_job(rng: random.Random, n: int) -> nx.DiGraph:
+    kinds = [rng.choice(["source", "map", "filter", "join", "sink", "aggregate"]) for _ in range(n)]
+    edges = [(rng.randrange(j), j, rng.choice(["forward", "hash", "rebalance"])) for j in range(1, n)]
+    edges += [(i, j, "hash") for i in range(n) for j in range(i + 2, n) if rng.random() < 0.1]
+    return make_dag(kinds, edges)
+
+
+def test_anytime_large_pair_is_not_marked_exact() -> None:
+    rng = random.Random(7)
+    g1, g2 = _random_job(rng, 40), _random_job(rng, 40)
+    r = exact_ged(g1, g2, time_limit_s=0.05)
+    assert not r.exact
+    assert r.lower < r.upper
+    # the proven lower bound never falls below the root bound
+    assert bounded_ged(g1, g2).lower <= r.lower
+
+
+@pytest.mark.parametrize("limit", [0.0, 0.002, 0.01])
+def test_anytime_bounds_contain_the_optimum(limit: float) -> None:
+    rng = random.Random(11)
+    for _ in range(6):
+        g1, g2 = _random_job(rng, rng.randint(10, 12)), _random_job(rng, rng.randint(10, 12))
+        optimum = exact_ged(g1, g2).value
+        r = exact_ged(g1, g2, time_limit_s=limit)
+        assert r.lower <= optimum + 1e-9 <= r.upper + 2e-9
+        if r.exact:
+            assert r.lower == r.upper == optimum
+        else:
+            assert r.lower < r.upper
+
+
+def test_result_type_refuses_exact_with_gap() -> None:
+    with pytest.raises(ValueError):
+        GedResult(lower=1.0, upper=2.0, exact=True)
+    with pytest.raises(ValueError):
+        GedResult(lower=3.0, upper=2.0, exact=False)
+    assert GedResult(1.0, 2.0, False).value == 2.0
+
+
+def test_family_members_are_close() -> None:
+    rng = random.Random(3)
+    for family in FAMILIES:
+        a, b = family(rng), family(rng)
+        assert exact_ged(a, b, time_limit_s=5).exact
+
+
+def test_invalid_costs_rejected() -> None:
+    with pytest.raises(ValueError):
+        EditCosts(node_del=-1)
+    with pytest.raises(ValueError):
+        EditCosts(edge_sub=float("inf"))

@@ -1,0 +1,113 @@
+"""`streamtune history generate | add | stats` through the CLI: output, JSON, and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from streamtune_cli.cli.app import app
+from streamtune_cli.executors.base import Trace
+from streamtune_cli.history.schema import SCHEMA_VERSION, VERSION_METADATA_KEY
+from streamtune_cli.history.store import HistoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_generate_then_stats_json_agree(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    result = runner.invoke(app, ["history", "generate", "--jobs", "30", "--seed", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    generated = json.loads(result.output)
+    assert generated["runs"] == 30 and generated["size_bytes"] > 0
+    result = runner.invoke(app, ["history", "stats", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["runs"] == 30
+    assert stats["rows"] == generated["rows"]
+    assert sum(stats["families"].values()) == 30
+    assert stats["families"] == generated["families"]
+    assert stats["windows"] == 30 * 6
+    assert sum(entry["rows"] for entry in stats["operators_by_kind"].values()) == stats["rows"]
+    assert 0 < stats["bottleneck_rate"] < 1
+    assert stats["size_bytes"] == HistoryStore.open(out).size_bytes()
+
+
+def test_stats_table_names_what_it_counts(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    assert runner.invoke(app, ["history", "generate", "-n", "8", "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["history", "stats", str(out)])
+    assert result.exit_code == 0, result.output
+    for text in ("runs", "windows", "bottleneck rate", "operators by kind", "size on disk", "runs by family"):
+        assert text in result.output
+
+
+def test_generating_the_same_seed_twice_into_one_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    assert runner.invoke(app, ["history", "generate", "-n", "3", "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["history", "generate", "-n", "3", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "already holds runs generated with --seed 0" in result.output
+    assert runner.invoke(app, ["history", "generate", "-n", "3", "--seed", "1", "--out", str(out)]).exit_code == 0
+    assert len(HistoryStore.open(out).run_ids()) == 6
+
+
+def test_add_a_tuning_trace_and_see_it_in_stats(tmp_path: Path) -> None:
+    # The trace exactly as `streamtune tune --report` writes it.
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["tune", str(ROOT / "configs/synthetic/diamond.yaml"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    path = report / "trace.json"
+    trace = Trace.model_validate_json(path.read_text())
+    history = tmp_path / "h"
+    result = runner.invoke(app, ["history", "add", str(path), "--to", str(history)])
+    assert result.exit_code == 0, result.output
+    assert "added" in result.output
+    again = runner.invoke(app, ["history", "add", str(path), "--to", str(history), "--json"])
+    assert again.exit_code == 0
+    assert json.loads(again.output)[0]["added"] is False
+    stats = json.loads(runner.invoke(app, ["history", "stats", str(history), "--json"]).output)
+    assert stats["runs"] == 1 and stats["origins"] == {"trace": 1}
+    assert stats["windows"] == len(trace.steps)
+    assert stats["rows"] == sum(len(step.observation.operators) for step in trace.steps)
+
+
+def test_stats_of_an_empty_history(tmp_path: Path) -> None:
+    HistoryStore.create(tmp_path / "h")
+    result = runner.invoke(app, ["history", "stats", str(tmp_path / "h"), "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert (stats["runs"], stats["rows"], stats["bottleneck_rate"], stats["families"]) == (0, 0, None, {})
+
+
+def test_bad_inputs_exit_2_and_name_the_file(tmp_path: Path) -> None:
+    not_history = tmp_path / "plain"
+    not_history.mkdir()
+    (not_history / "x.parquet").write_bytes(b"PAR1")
+    result = runner.invoke(app, ["history", "stats", str(not_history)])
+    assert result.exit_code == 2
+    assert f"{not_history}: not a streamtune history" in result.output
+    assert "Traceback" not in result.output
+
+    bad_trace = tmp_path / "trace.json"
+    bad_trace.write_text('{"job": ')
+    result = runner.invoke(app, ["history", "add", str(bad_trace), "--to", str(tmp_path / "h")])
+    assert result.exit_code == 2
+    assert f"{bad_trace}:1:9: invalid JSON" in result.output
+
+    history = tmp_path / "future"
+    assert runner.invoke(app, ["history", "generate", "-n", "2", "--out", str(history)]).exit_code == 0
+    rows = HistoryStore.open(history).parts()[0] / "rows.parquet"
+    table = pq.read_table(rows)
+    meta = dict(table.schema.metadata)
+    meta[VERSION_METADATA_KEY] = str(SCHEMA_VERSION + 1).encode()
+    pq.write_table(table.replace_schema_metadata(meta), rows)
+    result = runner.invoke(app, ["history", "stats", str(history)])
+    assert result.exit_code == 2
+    assert f"{rows}: history schema version {SCHEMA_VERSION + 1} is newer" in result.output
+
+    result = runner.invoke(app, ["history", "generate", "--jobs", "0", "--out", str(tmp_path / "z")])
+    assert result.exit_code == 2
