@@ -113,10 +113,10 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     paths: list[Path] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
-            matches = sorted(glob.glob(pattern, recursive=True))
+            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True)) if Path(m).is_file()]
             if not matches:
                 raise SpecError([Problem(Location(pattern), "no file matches this pattern")])
-            paths += [Path(m) for m in matches if Path(m).is_file()]
+            paths += matches
         else:
             paths.append(Path(pattern))
     return paths

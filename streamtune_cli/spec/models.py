@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 __all__ = [
     "OperatorKind",
@@ -29,9 +29,16 @@ __all__ = [
     "DEFAULT_RECORD_BYTES",
     "NEXMARK_EVENT_MIX",
     "NEXMARK_EVENT_BYTES",
+    "MAX_PARALLELISM_BOUND",
+    "MAX_SKEW_KEYS",
 ]
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+
+# Flink's largest allowed max parallelism (KeyGroupRangeAssignment.UPPER_BOUND_MAX_PARALLELISM = 2^15).
+MAX_PARALLELISM_BOUND = 32768
+# Zipf over more keys than this is indistinguishable from it for skew modelling, and costs memory.
+MAX_SKEW_KEYS = 1_000_000
 
 # Nexmark generator facts (Tucker et al.; Beam/Flink Nexmark): event proportions and average sizes.
 NEXMARK_EVENT_MIX = {"person": 1, "auction": 3, "bid": 46}
@@ -40,7 +47,8 @@ NEXMARK_EVENT_BYTES = {"person": 200, "auction": 500, "bid": 100}
 
 class _Strict(BaseModel):
     # Unknown fields are errors: a misspelt cost hint must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # inf and NaN are never meaningful rates, costs or factors: YAML's .inf must not slip through.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class OperatorKind(StrEnum):
@@ -102,7 +110,7 @@ class KeySkew(_Strict):
     """Key distribution of the operator's hash-partitioned input: Zipf(zipf_s) over `keys` keys."""
 
     zipf_s: Annotated[float, Field(ge=0, le=5)] = 1.0
-    keys: PositiveInt = 10_000
+    keys: Annotated[int, Field(ge=1, le=MAX_SKEW_KEYS)] = 10_000
 
 
 class Window(_Strict):
@@ -154,8 +162,8 @@ class Operator(_Strict):
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     kind: OperatorKind
     name: str | None = None
-    parallelism: PositiveInt = 1
-    max_parallelism: PositiveInt = 128
+    parallelism: Annotated[int, Field(ge=1, le=MAX_PARALLELISM_BOUND)] = 1
+    max_parallelism: Annotated[int, Field(ge=1, le=MAX_PARALLELISM_BOUND)] = 128
     chaining: ChainingStrategy = ChainingStrategy.always
     slot_sharing_group: str = "default"
     # Cost hints: per-record CPU of one instance, output/input ratio, average output record size.

@@ -44,6 +44,36 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+# An input file this size of nodes is already far beyond any job spec; the cap stops alias bombs
+# ("billion laughs") from expanding a few hundred bytes into gigabytes.
+MAX_EXPANDED_NODES = 1_000_000
+_PLAIN_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int], file: str) -> int:
+    """Nodes the document has once every alias is expanded; rejects recursive aliases."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        line, col = _mark(node)
+        raise SpecError([Problem(Location(file, line, col), "a YAML alias refers to itself (recursive structure)")])
+    active.add(key)
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, active, file) + _expanded_size(v, sizes, active, file) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes, active, file) for item in node.value)
+    active.discard(key)
+    sizes[key] = size
+    if size > MAX_EXPANDED_NODES:
+        line, col = _mark(node)
+        raise SpecError(
+            [Problem(Location(file, line, col), f"the document expands to more than {MAX_EXPANDED_NODES:,} values (YAML aliases)")]
+        )
+    return size
+
+
 def _convert(
     loader: yaml.SafeLoader,
     node: yaml.Node,
@@ -51,6 +81,9 @@ def _convert(
     positions: dict[PathKey, tuple[int, int]],
     file: str,
 ) -> Any:
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_COLLECTION_TAGS:
+        line, col = _mark(node)
+        raise SpecError([Problem(Location(file, line, col), f"unsupported YAML tag {node.tag!r}")])
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<` merge keys the way safe_load does
         result: dict[Any, Any] = {}
@@ -103,6 +136,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> PositionedYaml:
             raise _syntax_error(text, file) from None
         if root is None:
             raise SpecError([Problem(Location(file, 1, 1), "the file is empty")])
+        _expanded_size(root, {}, set(), file)
         positions: dict[PathKey, tuple[int, int]] = {(): _mark(root)}
         try:
             data = _convert(loader, root, (), positions, file)

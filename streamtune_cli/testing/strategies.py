@@ -129,7 +129,10 @@ def job_spec_data(
     }
 
 
-_WEIRD_VALUES = [None, -1, 0, "", "x", [], {}, 1e309, True, [1, 2], {"a": 1}, "MOD(,", 10**12]
+_WEIRD_VALUES = [
+    None, -1, 0, "", "x", [], {}, float("inf"), float("-inf"), float("nan"), 1e300, True, [1, 2], {"a": 1},
+    "MOD(,", 10**12, 10**9, 40_000, "ü→💥",
+]
 
 
 @st.composite

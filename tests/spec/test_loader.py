@@ -167,3 +167,42 @@ def test_source_rates_split_by_share() -> None:
     rates = graph.source_rates(1000.0)
     assert rates == {"auctions": 750.0, "persons": 250.0}
     assert all(graph.operator(s).kind == OperatorKind.source for s in rates)
+
+
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("cost_us: 0.6", "cost_us: .inf", "finite"),
+        ("rate_rps: 1000000", "rate_rps: .nan", "finite"),
+        ("selectivity: 0.0081", "selectivity: .inf", "finite"),
+        ("parallelism: 1\n", "parallelism: 40000\n", "less than or equal to 32768"),
+    ],
+)
+def test_non_finite_and_out_of_bound_numbers(old: str, new: str, message: str) -> None:
+    assert old in Q2
+    error = errors_of(Q2.replace(old, new, 1))
+    assert message in str(error)
+    assert error.problems[0].location.line == position_of(Q2.replace(old, new, 1), new.strip())[0]
+
+
+def test_recursive_alias_is_rejected_with_position() -> None:
+    error = errors_of("name: x\nloop: &a [1, *a]\n")
+    assert "refers to itself" in str(error) and error.problems[0].location.line == 2
+
+
+def test_alias_bomb_is_rejected_before_expanding() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    error = errors_of("\n".join(lines) + "\n")
+    assert "expands to more than" in str(error)
+
+
+def test_plain_aliases_still_work() -> None:
+    text = Q2.replace("cost_us: 0.6", "cost_us: &cheap 0.6", 1).replace("cost_us: 0.8", "cost_us: *cheap", 1)
+    spec = load_spec_text(text)
+    assert spec.operator("auction_price").cost_us == spec.operator("sampled_auctions").cost_us == 0.6
+
+
+def test_tags_on_collections_are_rejected() -> None:
+    assert "unsupported YAML tag" in str(errors_of("name: !!set {a: null}\n"))
+    assert "python" in str(errors_of("name: !!python/object/apply:os.system [echo]\n"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import typer
 
@@ -26,6 +26,22 @@ def config_kind(data: object) -> str:
         if "jobs" in data and "operators" not in data:
             return "bench suite"
     return "job spec"
+
+
+def _check_rate_trace(spec, doc, path: Path) -> None:  # noqa: ANN001
+    """A trace schedule's CSV must exist and parse, as every executor will read it."""
+    schedule = spec.workload.schedule
+    if schedule.kind != "trace":
+        return
+    from streamtune_cli.errors import SpecError
+    from streamtune_cli.executors.schedules import load_rate_trace
+
+    trace = Path(schedule.file)
+    if not trace.is_absolute():
+        trace = Path(path).parent / trace
+    if not trace.is_file():
+        raise SpecError([doc.problem(("workload", "schedule", "file"), f"rate trace {str(trace)!r} not found")])
+    load_rate_trace(trace)  # its own errors name the CSV's file and line
 
 
 def validate(
@@ -60,6 +76,7 @@ def validate(
                 row = [suite.suite.name, f"{len(suite.jobs)} jobs, {len(suite.suite.tuners)} tuners"]
             else:
                 spec = spec_from_data(doc, check_sql_expressions=not no_sql)
+                _check_rate_trace(spec, doc, path)
                 graph = JobGraph(spec)
                 row = [
                     spec.name,
@@ -97,7 +114,10 @@ def show(
 
 
 def dag_tree(graph):  # noqa: ANN001, ANN201 - rich types stay out of the module's import cost
-    """A rich Tree from the sources down; an operator reached twice is shown once and referenced after."""
+    """A rich Tree from the sources down; an operator reached twice is shown once and referenced after.
+
+    Built with an explicit stack, not recursion, so a chain of thousands of operators is fine.
+    """
     from rich.tree import Tree
 
     spec = graph.spec
@@ -108,20 +128,20 @@ def dag_tree(graph):  # noqa: ANN001, ANN201 - rich types stay out of the module
         op = graph.operator(op_id)
         return f"[bold]{op.id}[/bold] [dim]{op.kind.value}[/dim] p={op.parallelism} cost={op.cost_us:g}µs sel={op.selectivity:g}"
 
-    def add(parent, op_id: str, via: str) -> None:  # noqa: ANN001
+    # Depth-first in the same order as a recursive walk: push children reversed so the first pops first.
+    stack: list[tuple[Any, str, str]] = [(root, source, "") for source in reversed(graph.sources)]
+    while stack:
+        parent, op_id, via = stack.pop()
         prefix = f"[cyan]{via}[/cyan] " if via else ""
         if op_id in shown:
             parent.add(f"{prefix}{op_id} [dim](see above)[/dim]")
-            return
+            continue
         shown.add(op_id)
         node = parent.add(prefix + label(op_id))
-        for down in graph.downstream(op_id):
+        for down in reversed(graph.downstream(op_id)):
             edge = graph.edge(op_id, down)
             via_text = edge.partitioning.value + (f"({', '.join(edge.key)})" if edge.key else "")
-            add(node, down, f"─{via_text}→")
-
-    for source in graph.sources:
-        add(root, source, "")
+            stack.append((node, down, f"─{via_text}→"))
     return root
 
 
