@@ -19,10 +19,12 @@ from streamtune_cli.gate_rules import (
     LoadedRules,
     MissingMetric,
     expand,
+    expand_present,
     format_path,
     load_rules,
     lookup,
 )
+from streamtune_cli.io import read_json_file
 
 __all__ = [
     "DEFAULT_RULES",
@@ -142,20 +144,8 @@ def fmt_value(value: Any) -> str:
 
 
 def load_json_report(path: str | Path, role: str = "report") -> Any:
-    """Read a JSON file; a missing, unreadable or malformed file is a SpecError naming file:line:col."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise SpecError([Problem(Location(str(path)), f"{role} file does not exist")]) from exc
-    except IsADirectoryError as exc:
-        raise SpecError([Problem(Location(str(path)), f"{role} path is a directory, not a JSON file")]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(Location(str(path)), f"cannot read the {role}: {exc}")]) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError([Problem(Location(str(path), exc.lineno, exc.colno), f"{role} is not valid JSON: {exc.msg}")]) from exc
+    """Read a JSON file; a missing, unreadable, malformed or absurdly nested file is a SpecError naming it."""
+    return read_json_file(path, f"{role} file")
 
 
 def _is_number(value: Any) -> bool:
@@ -196,39 +186,62 @@ class _Evaluator:
         self.checks.append(Check(rule.label, where, metric, "missing", Verdict.skipped, note=why))
 
     def apply(self, rule: GateRule, where: Location) -> None:
-        path = rule.path
+        if rule.required:
+            self._apply_required(rule, where)
+        else:
+            self._apply_optional(rule, where)
+
+    def _apply_required(self, rule: GateRule, where: Location) -> None:
         try:
-            matches = expand(self.report, path, skip=rule.excluded)
+            matches = expand(self.report, rule.path, skip=rule.excluded)
         except MissingMetric as exc:
-            if rule.required:
-                self.problem(self.report_file, rule, where, f"metric {rule.metric!r} not found: {exc.reason}")
-            else:
-                self.skip(rule, where, rule.metric, f"not in the report: {exc.reason}")
+            self.problem(self.report_file, rule, where, f"metric {rule.metric!r} not found: {exc.reason}")
             return
         if not matches:
-            self.problem(self.report_file, rule, where, f"metric {rule.metric!r}: every match is excluded by exclude: {rule.exclude}")
+            self._all_excluded(rule, where)
             return
-        needs_baseline = rule.direction is not None
-        if needs_baseline and rule.required:
-            self._baseline_coverage(rule, where, {c for c, _ in matches})
+        self._baseline_coverage(rule, where, {c for c, _ in matches})
         for concrete, value in matches:
-            self._checks_for(rule, where, concrete, value, needs_baseline)
+            self._checks_for(rule, where, concrete, value)
 
-    def _baseline_coverage(self, rule: GateRule, where: Location, in_report: set[Concrete]) -> None:
+    def _apply_optional(self, rule: GateRule, where: Location) -> None:
+        """Judged branch by branch: only a metric that neither the report nor the baseline has is skipped.
+
+        One tuner lacking a metric must not hide the others' regressions, and a value the baseline has
+        and the report lost is bad input like for a required rule (else dropping a row would pass).
+        """
+        matches, missing = expand_present(self.report, rule.path, skip=rule.excluded)
+        in_baseline, _ = expand_present(self.baseline, rule.path, skip=rule.excluded)
+        if not matches and not in_baseline:
+            if missing:
+                self.skip(rule, where, rule.metric, f"not in the report or the baseline: {missing[0].reason}")
+            else:
+                self._all_excluded(rule, where)
+            return
+        self._baseline_coverage(rule, where, {c for c, _ in matches}, in_baseline)
+        for concrete, value in matches:
+            self._checks_for(rule, where, concrete, value)
+
+    def _all_excluded(self, rule: GateRule, where: Location) -> None:
+        self.problem(self.report_file, rule, where, f"metric {rule.metric!r}: every match is excluded by exclude: {rule.exclude}")
+
+    def _baseline_coverage(
+        self, rule: GateRule, where: Location, in_report: set[Concrete], in_baseline: list[tuple[Concrete, Any]] | None = None
+    ) -> None:
         """A value the baseline had and the report lost (a tuner no longer reported) is bad input, not a pass."""
-        try:
-            in_baseline = expand(self.baseline, rule.path, skip=rule.excluded)
-        except MissingMetric:
-            return  # reported per value below, with the concrete path
+        if in_baseline is None:
+            in_baseline, _ = expand_present(self.baseline, rule.path, skip=rule.excluded)
         for concrete, _ in in_baseline:
             if concrete not in in_report:
                 self.problem(
                     self.report_file, rule, where,
-                    f"metric {format_path(concrete)!r} is in the baseline but missing from the report",
+                    f"metric {format_path(concrete)!r} is in the baseline but missing from the report "
+                    "(accept its loss with --update-baseline if it is deliberate)",
                 )
 
-    def _checks_for(self, rule: GateRule, where: Location, concrete: Concrete, value: Any, needs_baseline: bool) -> None:
+    def _checks_for(self, rule: GateRule, where: Location, concrete: Concrete, value: Any) -> None:
         metric = format_path(concrete)
+        needs_baseline = rule.direction is not None
         try:
             base = lookup(self.baseline, concrete)
         except MissingMetric as exc:

@@ -30,6 +30,7 @@ __all__ = [
     "parse_metric_path",
     "format_path",
     "expand",
+    "expand_present",
     "lookup",
     "covers",
     "Direction",
@@ -239,6 +240,28 @@ def expand(data: Any, path: MetricPath, skip: Callable[[Concrete], bool] | None 
         if skip is not None:
             frontier = [(at, node) for at, node in frontier if not skip(at)]
     return frontier
+
+
+def expand_present(
+    data: Any, path: MetricPath, skip: Callable[[Concrete], bool] | None = None
+) -> tuple[list[tuple[Concrete, Any]], list[MissingMetric]]:
+    """Lenient expand: the (concrete path, value) pairs that exist, plus why each other branch ended early.
+
+    For optional rules, which judge branch by branch: one tuner lacking a metric must not hide the others.
+    """
+    frontier: list[tuple[Concrete, Any]] = [((), data)]
+    missing: list[MissingMetric] = []
+    for segment in path:
+        next_frontier: list[tuple[Concrete, Any]] = []
+        for at, node in frontier:
+            try:
+                next_frontier.extend((at + (key,), child) for key, child in _step(node, segment, at))
+            except MissingMetric as exc:
+                missing.append(exc)
+        frontier = next_frontier
+        if skip is not None:
+            frontier = [(at, node) for at, node in frontier if not skip(at)]
+    return frontier, missing
 
 
 def covers(pattern: MetricPath, concrete: Concrete) -> bool:

@@ -244,20 +244,32 @@ def flink_chain_name(
     and `head [Source: s]` for sources chained as inputs of the head."""
     internal = set(internal_edges)
     sources = [flink_operator_name(graph, s) for s in chained_sources]
-
-    def name(op_id: str) -> str:
-        base = flink_operator_name(graph, op_id)
-        if op_id == head and sources:
+    # Written out with an explicit stack, not recursion: a forward chain of thousands of operators is one
+    # chain, and its name nests that deep. Items are operators to name, or literal text between names.
+    parts: list[str] = []
+    todo: list[tuple[bool, str]] = [(True, head)]
+    while todo:
+        is_operator, item = todo.pop()
+        if not is_operator:
+            parts.append(item)
+            continue
+        base = flink_operator_name(graph, item)
+        if item == head and sources:
             base += " [" + ", ".join(sources) + "]"
+        parts.append(base)
         # networkx keeps successors in insertion order, i.e. spec order: Flink's out-edge creation order.
-        outs = [name(child) for child in graph.nx.successors(op_id) if (op_id, child) in internal]
-        if len(outs) > 1:
-            return base + " -> (" + ", ".join(outs) + ")"
-        if outs:
-            return base + " -> " + outs[0]
-        return base
-
-    return name(head)
+        outs = [child for child in graph.nx.successors(item) if (item, child) in internal]
+        if len(outs) == 1:
+            todo += [(True, outs[0]), (False, " -> ")]
+        elif outs:
+            sequence: list[tuple[bool, str]] = [(False, " -> (")]
+            for i, child in enumerate(outs):
+                if i:
+                    sequence.append((False, ", "))
+                sequence.append((True, child))
+            sequence.append((False, ")"))
+            todo += reversed(sequence)
+    return "".join(parts)
 
 
 def internal_edges(graph: JobGraph, members: Iterable[str]) -> list[tuple[str, str]]:

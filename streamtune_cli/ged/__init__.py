@@ -1,19 +1,32 @@
 """Graph edit distance (GED) between labeled job DAGs, all-pairs distance
 matrices, and clustering of jobs by structure.  See docs/ged.md."""
 
-from .bounds import bounded_ged, lower_bound
-from .canonical import canonical_hash, dedupe, same_labeled_graph
-from .cluster import Clustering, assign_to_medoid, cluster_distance_matrix
-from .distance import graph_edit_distance
-from .exact import exact_ged
-from .matrix import DistanceMatrix, distance_matrix
-from .model import (
-    EDGE_LABEL_ATTR,
-    NODE_LABEL_ATTR,
-    EditCosts,
-    GedResult,
-    networkx_cost_kwargs,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use (PEP 562), so `from streamtune_cli.ged import canonical_hash` does not import
+# scipy, and nothing but cluster_distance_matrix imports scikit-learn (slow to import, rarely needed).
+_EXPORTS = {
+    "EDGE_LABEL_ATTR": "model",
+    "NODE_LABEL_ATTR": "model",
+    "EditCosts": "model",
+    "GedResult": "model",
+    "networkx_cost_kwargs": "model",
+    "canonical_hash": "canonical",
+    "dedupe": "canonical",
+    "same_labeled_graph": "canonical",
+    "bounded_ged": "bounds",
+    "lower_bound": "bounds",
+    "graph_edit_distance": "distance",
+    "exact_ged": "exact",
+    "DistanceMatrix": "matrix",
+    "distance_matrix": "matrix",
+    "Clustering": "cluster",
+    "assign_to_medoid": "cluster",
+    "cluster_distance_matrix": "cluster",
+}
 
 __all__ = [
     "EDGE_LABEL_ATTR",
@@ -34,3 +47,25 @@ __all__ = [
     "networkx_cost_kwargs",
     "same_labeled_graph",
 ]
+
+if TYPE_CHECKING:
+    from .bounds import bounded_ged, lower_bound
+    from .canonical import canonical_hash, dedupe, same_labeled_graph
+    from .cluster import Clustering, assign_to_medoid, cluster_distance_matrix
+    from .distance import graph_edit_distance
+    from .exact import exact_ged
+    from .matrix import DistanceMatrix, distance_matrix
+    from .model import EDGE_LABEL_ATTR, NODE_LABEL_ATTR, EditCosts, GedResult, networkx_cost_kwargs
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

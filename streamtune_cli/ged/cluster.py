@@ -10,8 +10,6 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.metrics import silhouette_score
 
 from .bounds import bounded_ged
 from .distance import DEFAULT_EXACT_MAX_NODES, DEFAULT_TIME_LIMIT_S, graph_edit_distance
@@ -70,6 +68,9 @@ def _as_matrix(d: np.ndarray) -> np.ndarray:
 def _fit(m: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
         return np.zeros(m.shape[0], dtype=np.int64)
+    # sklearn is imported here, not at the top: assigning a job to a medoid must not pay its import.
+    from sklearn.cluster import AgglomerativeClustering
+
     model = AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average")
     return model.fit_predict(m).astype(np.int64)
 
@@ -79,6 +80,8 @@ def _silhouette(m: np.ndarray, labels: np.ndarray, seed: int) -> float:
     n_lab = len(np.unique(labels))
     if n_lab < 2 or n_lab > n - 1:
         return math.nan
+    from sklearn.metrics import silhouette_score
+
     if n > _SILHOUETTE_MAX_N:
         return float(silhouette_score(m, labels, metric="precomputed", sample_size=_SILHOUETTE_MAX_N, random_state=seed))
     return float(silhouette_score(m, labels, metric="precomputed"))

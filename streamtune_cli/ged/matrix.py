@@ -115,8 +115,8 @@ def distance_matrix(
     `graph_edit_distance` (exact with the anytime limit `time_limit_s` per
     pair when both graphs have <= `exact_max_nodes` nodes, bounds otherwise).
 
-    n_jobs: worker processes (default `os.cpu_count()`); 1 computes in this
-        process.  Results do not depend on n_jobs unless a pair hits its time
+    n_jobs: worker processes (default and cap: `os.cpu_count()`); 1 computes
+        in this process.  Results do not depend on n_jobs unless a pair hits its time
         limit.
     progress: optional `progress(done, total)` called with the number of
         distinct pairs finished so far (first with done=0), e.g. to drive a
@@ -145,7 +145,9 @@ def distance_matrix(
         return DistanceMatrix(lower, upper, exact, index_map, representatives)
 
     encoded, k = encode_many(unique)
-    workers = max(1, int(n_jobs if n_jobs is not None else (os.cpu_count() or 1)))
+    # More processes than cores only compete for them (and `--workers 100000` must not fork 100000).
+    cores = os.cpu_count() or 1
+    workers = max(1, min(int(n_jobs if n_jobs is not None else cores), cores))
 
     def store(res: tuple[np.ndarray, ...]) -> int:
         r, c, lo, up, ex = res

@@ -82,10 +82,6 @@ class EditCosts:
             edge_ins=self.edge_del,
         )
 
-    def networkx_kwargs(self) -> dict[str, Callable[..., float]]:
-        """Same as `networkx_cost_kwargs(self)`."""
-        return networkx_cost_kwargs(self)
-
 
 @dataclass(frozen=True)
 class GedResult:

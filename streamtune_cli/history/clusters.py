@@ -8,7 +8,6 @@ result (medoid DAGs as labeled-graph JSON, so assignment needs no history) and a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from streamtune_cli.history.queries import DagGroup, dag_groups
-from streamtune_cli.history.store import HistoryError, HistoryStore
+from streamtune_cli.history.store import HistoryError, HistoryStore, read_json
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec
 
@@ -184,14 +183,7 @@ def load_clusters(path: str | Path) -> ClusterModel:
     from streamtune_cli.ged import EditCosts
 
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HistoryError(path, "no such clusters file") from None
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HistoryError(path, f"cannot read clusters file: {exc}") from None
+    data = read_json(path, "clusters file")
     if not isinstance(data, dict) or data.get("format") != CLUSTERS_FORMAT:
         raise HistoryError(path, f"not a clusters file (expected format {CLUSTERS_FORMAT!r}; build one with `streamtune cluster build`)")
     version = data.get("version")
@@ -204,6 +196,11 @@ def load_clusters(path: str | Path) -> ClusterModel:
     for i, cluster in enumerate(clusters):
         if not isinstance(cluster, dict) or not isinstance(cluster.get("medoid"), dict):
             raise HistoryError(path, f"clusters[{i}] has no medoid")
+        families = cluster.get("families", {})
+        if not isinstance(families, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in families.values()
+        ):
+            raise HistoryError(path, f"clusters[{i}].families must map family names to run counts")
         medoids.append(graph_from_json(cluster["medoid"].get("graph"), f"{path}: clusters[{i}].medoid.graph"))
     try:
         costs = EditCosts(**data.get("costs", {}))

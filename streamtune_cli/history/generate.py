@@ -33,6 +33,7 @@ __all__ = [
     "generate_history",
     "forward_groups",
     "default_workers",
+    "capped_workers",
 ]
 
 # Each run measures one window per entry, in a shuffled order: provisioning relative to the oracle.
@@ -207,13 +208,26 @@ def _simulate_chunk(seed: int, start: int, stop: int, family_names: tuple[str, .
     return runs, rows, counts
 
 
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers(jobs: int) -> int:
     """Worker processes for `jobs` runs: one per available core, but one per ~250 runs at most (start-up cost)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8, jobs // 250))
+    return max(1, min(_available_cores(), 8, jobs // 250))
+
+
+def capped_workers(requested: int, chunks: int) -> int:
+    """A requested worker count made safe: never more processes than chunks of work or available cores.
+
+    `--workers 100000` must not fork 100000 interpreters: extra processes would only wait for work.
+    """
+    if requested < 1:
+        raise ValueError(f"workers must be >= 1, got {requested}")
+    return max(1, min(requested, chunks, _available_cores()))
 
 
 def generate_history(
@@ -233,11 +247,13 @@ def generate_history(
     """
     if jobs < 1:
         raise ValueError("jobs must be >= 1")
-    store = HistoryStore.create(out)
-    workers = default_workers(jobs) if workers is None else max(1, workers)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     names = tuple(f.name for f in families)
     chunk = max(1, min(50, runs_per_part))
     bounds = [(start, min(start + chunk, jobs)) for start in range(0, jobs, chunk)]
+    workers = capped_workers(default_workers(jobs) if workers is None else workers, len(bounds))
+    store = HistoryStore.create(out)
     summary = GenerateSummary(out=Path(out), runs=0, rows=0)
     pending_runs: list[pa.Table] = []
     pending_rows: list[pa.Table] = []

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from streamtune_cli.errors import SpecError
+from streamtune_cli.errors import Location, Problem, SpecError
 from streamtune_cli.executors.base import Trace
 from streamtune_cli.history.records import RunsBuilder
-from streamtune_cli.history.store import HistoryError, HistoryStore
+from streamtune_cli.history.store import HistoryError, HistoryStore, read_json
 from streamtune_cli.spec.loader import load_spec_text
-from streamtune_cli.spec.models import JobSpec
+from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, JobSpec
 
-__all__ = ["TRACE_FORMAT_VERSION", "load_trace", "trace_run_id", "trace_spec", "add_trace", "AddedTrace"]
+__all__ = [
+    "TRACE_FORMAT_VERSION",
+    "load_trace",
+    "trace_run_id",
+    "trace_spec",
+    "observation_problems",
+    "check_observations",
+    "add_trace",
+    "AddedTrace",
+]
 
 TRACE_FORMAT_VERSION = 1
 
@@ -34,16 +45,7 @@ class AddedTrace:
 def load_trace(path: str | Path) -> Trace:
     """Read and validate a trace file; any problem raises an error that names the file (and line for bad JSON)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HistoryError(path, "no such trace file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HistoryError(path, f"cannot read trace: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}") from None
+    data = read_json(path, "tuning trace")
     if not isinstance(data, dict):
         raise HistoryError(path, "not a tuning trace: expected a JSON object with job, spec, executor, tuner and steps")
     version = data.get("format_version", 1)
@@ -60,6 +62,105 @@ def load_trace(path: str | Path) -> Trace:
     if not trace.steps:
         raise HistoryError(path, "trace has no steps: nothing was measured")
     return trace
+
+
+# Fractions of wall time may overshoot [0, 1] by float rounding in a measuring executor, not by more
+# (the same slack as executors.base.FRACTION_SLACK, repeated so this check stands on its own).
+_FRACTION_SLACK = 1e-6
+_WINDOW_AMOUNTS = ("t_s", "target_rate_rps", "achieved_rate_rps", "lag_records")
+_OPERATOR_RATES = ("input_rate_rps", "output_rate_rps", "true_processing_rate_rps", "true_output_rate_rps")
+_OPERATOR_FRACTIONS = ("busy", "busy_max", "idle", "backpressured", "backpressured_max")
+_MAX_PROBLEMS = 20
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bad_amount(value: Any) -> str | None:
+    """Why a measured amount (a rate, a count, seconds) cannot be stored, or None when it can."""
+    if not _is_number(value):
+        return f"{value!r} is not a number"
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if value < 0:
+        return f"{value:g} is negative"
+    return None
+
+
+def _bad_fraction(value: Any) -> str | None:
+    """Why a fraction of wall time cannot be stored, or None when it can."""
+    if not _is_number(value):
+        return f"{value!r} is not a number"
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if value < -_FRACTION_SLACK:
+        return f"{value:g} is negative"
+    if value > 1 + _FRACTION_SLACK:
+        return f"{value:g} is above 1"
+    return None
+
+
+def observation_problems(trace: Trace, spec: JobSpec, path: str | Path) -> list[Problem]:
+    """Every measured value of the trace a history must not hold, each naming its step and operator.
+
+    Checked here rather than trusted to the trace model, so a hand-edited or foreign trace cannot put NaN
+    rates, impossible fractions or parallelism Parquet cannot store into a history (queries would then
+    average NaN or the import would crash half-way).
+    """
+    problems: list[Problem] = []
+    spec_ops = [op.id for op in spec.operators]
+    where = Location(str(path))
+
+    def add(step_index: int, step_no: int, operator: str | None, message: str) -> None:
+        at = f"steps[{step_index}] (step {step_no})" + (f", operator {operator!r}" if operator is not None else "")
+        problems.append(Problem(where, f"{at}: {message}"))
+
+    for i, step in enumerate(trace.steps):
+        obs = step.observation
+        for name in _WINDOW_AMOUNTS:
+            why = _bad_amount(getattr(obs, name))
+            if why:
+                add(i, step.step, None, f"{name} {why}")
+        why = _bad_amount(obs.window_s)
+        if why or obs.window_s == 0:
+            add(i, step.step, None, f"window_s {why or '0 is not a window length'}")
+        if obs.latency_ms is not None:
+            why = _bad_amount(obs.latency_ms)
+            if why:
+                add(i, step.step, None, f"latency_ms {why}")
+        if not obs.operators:
+            add(i, step.step, None, "the observation has no operators (empty operators map)")
+            continue
+        missing = [op for op in spec_ops if op not in obs.operators]
+        if missing:
+            add(i, step.step, None, f"the observation lacks spec operator(s) {', '.join(map(repr, missing[:5]))}")
+        for key, metrics in obs.operators.items():
+            if metrics.operator != key:
+                add(i, step.step, key, f"its metrics say operator {metrics.operator!r}, not {key!r}")
+            p = metrics.parallelism
+            if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= MAX_PARALLELISM_BOUND:
+                shown = str(p) if len(str(p)) <= 20 else f"{str(p)[:8]}... ({len(str(p))} digits)"
+                add(i, step.step, key, f"parallelism {shown} is outside 1..{MAX_PARALLELISM_BOUND}")
+            for name in _OPERATOR_RATES:
+                why = _bad_amount(getattr(metrics, name))
+                if why:
+                    add(i, step.step, key, f"{name} {why}")
+            for name in _OPERATOR_FRACTIONS:
+                why = _bad_fraction(getattr(metrics, name))
+                if why:
+                    add(i, step.step, key, f"{name} {why} (a fraction of wall time must be in [0, 1])")
+    return problems
+
+
+def check_observations(trace: Trace, spec: JobSpec, path: str | Path) -> None:
+    """Raise HistoryError listing (up to 20 of) the trace's impossible measurements; see observation_problems."""
+    problems = observation_problems(trace, spec, path)
+    if len(problems) > _MAX_PROBLEMS:
+        rest = len(problems) - _MAX_PROBLEMS
+        problems = problems[:_MAX_PROBLEMS] + [Problem(Location(str(path)), f"... and {rest} more problem(s)")]
+    if problems:
+        raise HistoryError.from_problems(problems)
 
 
 def trace_spec(trace: Trace, path: str | Path) -> JobSpec:
@@ -86,6 +187,7 @@ def add_trace(path: str | Path, history: str | Path) -> AddedTrace:
     unknown = sorted({op for obs in windows for op in obs.operators} - {op.id for op in spec.operators})
     if unknown:
         raise HistoryError(path, f"observations name operators the job spec does not have: {', '.join(unknown[:5])}")
+    check_observations(trace, spec, path)
     store = HistoryStore.create(history)
     if run_id in store.run_ids():
         return AddedTrace(run_id, trace.job, len(windows), 0, False, None)

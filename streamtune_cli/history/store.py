@@ -14,7 +14,6 @@ which readers ignore.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -33,11 +32,12 @@ from streamtune_cli.history.schema import (
     VERSION_METADATA_KEY,
     schema_for,
 )
+from streamtune_cli.io import read_json_file, write_json_atomic
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["HistoryStore", "HistoryError", "MANIFEST_NAME", "FORMAT_NAME"]
+__all__ = ["HistoryStore", "HistoryError", "read_json", "MANIFEST_NAME", "FORMAT_NAME"]
 
 MANIFEST_NAME = "history.json"
 FORMAT_NAME = "streamtune-history"
@@ -51,6 +51,23 @@ class HistoryError(SpecError):
 
     def __init__(self, path: str | Path, message: str):
         super().__init__([Problem(Location(str(path)), message)])
+
+    @classmethod
+    def from_problems(cls, problems: list[Problem]) -> "HistoryError":
+        """Several problems at their own positions (e.g. every bad value of a trace), as one error."""
+        error = cls.__new__(cls)
+        SpecError.__init__(error, problems)
+        return error
+
+
+def read_json(path: str | Path, role: str) -> Any:
+    """io.read_json_file (named file, line:col, depth-safe), raising HistoryError like the rest of history."""
+    try:
+        return read_json_file(path, role)
+    except HistoryError:
+        raise
+    except SpecError as exc:
+        raise HistoryError.from_problems(exc.problems) from None
 
 
 class HistoryStore:
@@ -81,7 +98,7 @@ class HistoryStore:
             if path.exists() and any(p for p in path.iterdir() if not p.name.startswith(".")):
                 raise HistoryError(path, f"folder is not empty and has no {MANIFEST_NAME}; refusing to write a history into it")
             path.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(manifest, {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION})
+            write_json_atomic(manifest, {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION})
         (path / PARTS_DIR).mkdir(exist_ok=True)
         store._check_manifest()
         return store
@@ -97,10 +114,7 @@ class HistoryStore:
             raise HistoryError(
                 path, f"not a streamtune history (no {MANIFEST_NAME}); create one with `streamtune history generate` or `history add --to`"
             )
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HistoryError(manifest, f"unreadable history manifest: {exc}") from None
+        data = read_json(manifest, "history manifest")
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
             raise HistoryError(manifest, f"not a streamtune history manifest (expected format {FORMAT_NAME!r})")
         _check_version(manifest, data.get("schema_version"))
@@ -284,12 +298,3 @@ def _fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamtune_cli.fusion import FLINK_RULES, FlinkOptions, chain_failures, flink_chains, plan_fusion
-from streamtune_cli.fusion.flink_rules import source_chain_failures
+from streamtune_cli.fusion.flink_rules import flink_operator_name, source_chain_failures
 from streamtune_cli.spec import JobGraph, JobSpec, load_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -217,3 +219,67 @@ def test_q5_default_mode_gives_the_same_chains_as_flink() -> None:
     boundary = {(b.src, b.dst): b for b in plan_fusion(spec, mode="flink").boundaries}
     assert "hash edge on `auction`" in boundary[("auction_time", "bids_per_auction")].reasons
     assert "parallelism 2 vs 4" in boundary[("auction_time", "bids_per_auction")].reasons
+
+
+def chain_spec(n_maps: int) -> JobSpec:
+    """source -> m0 -> ... -> m{n-1} -> sink, all forward at parallelism 1: one Flink chain."""
+    ids = ["src", *(f"m{i}" for i in range(n_maps)), "out"]
+    kinds = ["source", *(["map"] * n_maps), "sink"]
+    return JobSpec.model_validate(
+        {
+            "name": "long",
+            "workload": {"rate_rps": 1000},
+            "operators": [{"id": i, "kind": k} for i, k in zip(ids, kinds)],
+            "edges": [{"from": a, "to": b} for a, b in zip(ids, ids[1:])],
+        }
+    )
+
+
+def test_a_chain_of_2000_operators_is_named_without_recursion() -> None:
+    """The chain name nests once per operator; 2000 is past Python's default recursion limit (1000)."""
+    spec = chain_spec(1998)
+    (chain,) = flink_chains(JobGraph(spec))
+    assert len(chain.members) == 2000
+    assert chain.name == " -> ".join(["Source: src", *(f"m{i}" for i in range(1998)), "Sink: out"])
+
+
+def test_fuse_command_handles_a_2000_operator_chain(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from streamtune_cli.cli.app import app
+    from streamtune_cli.spec.loader import spec_to_data
+
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(spec_to_data(chain_spec(1998))))
+    out = tmp_path / "fuse.json"
+    result = CliRunner().invoke(app, ["fuse", str(path), "--mode", "flink", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["chains"] == 1
+
+
+def _reference_name(graph: JobGraph, op_id: str, internal: set[tuple[str, str]]) -> str:
+    """createChainedName as Flink writes it (recursively); fine for the small trees below."""
+    outs = [_reference_name(graph, c, internal) for c in graph.nx.successors(op_id) if (op_id, c) in internal]
+    base = flink_operator_name(graph, op_id)
+    if len(outs) > 1:
+        return base + " -> (" + ", ".join(outs) + ")"
+    return base + (" -> " + outs[0] if outs else "")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=12))
+def test_iterative_chain_name_matches_the_recursive_definition(parent_picks: list[int]) -> None:
+    """Random chained trees (each operator hangs under an earlier one): same name as the recursive rule."""
+    ids = ["src", *(f"o{i}" for i in range(len(parent_picks)))]
+    edges = [{"from": ids[pick % (i + 1)], "to": ids[i + 1]} for i, pick in enumerate(parent_picks)]
+    has_out = {e["from"] for e in edges}
+    operators = [{"id": "src", "kind": "source"}] + [
+        {"id": i, "kind": "map" if i in has_out else "sink"} for i in ids[1:]
+    ]
+    spec = JobSpec.model_validate({"name": "tree", "workload": {"rate_rps": 10}, "operators": operators, "edges": edges})
+    graph = JobGraph(spec)
+    (chain,) = flink_chains(graph)
+    assert chain.name == _reference_name(graph, "src", set(chain.internal_edges))

@@ -140,7 +140,8 @@ EXIT_CASES = [
     ("regression", lambda f: f["same"].write_text(f["worse"].read_text()), 1, "FAIL"),
     ("missing report", lambda f: f["same"].unlink(), 2, "report file does not exist"),
     ("missing baseline", lambda f: f["base"].unlink(), 2, "baseline file does not exist"),
-    ("report not json", lambda f: f["same"].write_text('{\n  "tuners": {,\n}'), 2, "same.json:2:14: report is not valid JSON"),
+    ("report not json", lambda f: f["same"].write_text('{\n  "tuners": {,\n}'), 2, "same.json:2:14: invalid JSON"),
+    ("report nested too deeply", lambda f: f["same"].write_text("[" * 100_000), 2, "report file is nested too deeply"),
     ("report is a folder", lambda f: (f["same"].unlink(), f["same"].mkdir()), 2, "is a directory"),
     ("missing metric", lambda f: f["same"].write_text('{"tuners": {}, "all_converged": true}'), 2, "nothing matches '*' under 'tuners'"),
     ("rules do not parse", lambda f: f["rules"].write_text(RULES.replace("max: 3", "max: [3")), 2, "rules.yaml:12:9: YAML syntax error"),
@@ -180,7 +181,7 @@ def test_update_baseline_refuses_a_broken_report(files: dict[str, Path]) -> None
     before = files["base"].read_text()
     files["same"].write_text("{oops")
     result = gate(files["same"], "-b", files["base"], "-r", files["rules"], "--update-baseline")
-    assert result.exit_code == 2 and "not valid JSON" in result.output
+    assert result.exit_code == 2 and "invalid JSON" in result.output
     assert files["base"].read_text() == before
 
 
@@ -249,3 +250,62 @@ def test_table_rendering(files: dict[str, Path], with_rule: bool) -> None:
     [failed] = [r for r in rows if "FAIL" in r]
     assert "tuners.ds2.mean_reconfigurations" in failed and "<= 2.2" in failed and "+50.0%" in failed
     assert (failed.split("│")[1].strip() == "reconfigurations") is with_rule
+
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_BASELINE = ROOT / "configs" / "gates" / "baseline-bench-quick.json"
+
+
+def bench_variant(tmp_path: Path, name: str, edit: Any) -> Path:
+    data = json.loads(BENCH_BASELINE.read_text())
+    edit(data["aggregates"])
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_default_rules_catch_a_metric_lost_by_one_tuner(tmp_path: Path) -> None:
+    """The review repro: ds2's ratio deleted and conttune's raised to 9.9 used to pass the default rules."""
+
+    def edit(agg: dict) -> None:
+        del agg["ds2"]["ratio_to_oracle_mean"]
+        agg["conttune"]["ratio_to_oracle_mean"] = 9.9
+
+    report = bench_variant(tmp_path, "partial.json", edit)
+    result = gate(report, "-b", BENCH_BASELINE)
+    assert result.exit_code == 2, result.output
+    assert "'aggregates.ds2.ratio_to_oracle_mean' is in the baseline but missing from the report" in result.output
+    # Had the baseline lacked ds2's ratio too, conttune's regression is still judged on its own branch.
+    baseline = bench_variant(tmp_path, "base.json", lambda agg: agg["ds2"].pop("ratio_to_oracle_mean"))
+    result = gate(report, "-b", baseline)
+    assert result.exit_code == 1, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("regression:")]
+    assert "aggregates.conttune.ratio_to_oracle_mean = 9.9" in line
+
+
+def test_default_rules_catch_a_lost_tuner(tmp_path: Path) -> None:
+    report = bench_variant(tmp_path, "lost.json", lambda agg: agg.pop("ds2"))
+    result = gate(report, "-b", BENCH_BASELINE)
+    assert result.exit_code == 2, result.output
+    assert "'aggregates.ds2.reconfigurations_mean' is in the baseline but missing from the report" in result.output
+
+
+def test_default_rules_gate_a_fuse_report(tmp_path: Path) -> None:
+    """default.yaml covers fuse reports too: savings and tasks saved must not drop."""
+    fused = tmp_path / "fuse.json"
+    made = runner.invoke(app, ["fuse", str(ROOT / "configs" / "nexmark" / "q5.yaml"), "--json", str(fused)])
+    assert made.exit_code == 0, made.output
+    same = gate(fused, "-b", fused, "--json")
+    assert same.exit_code == 0, same.output
+    data = json.loads(fused.read_text())
+    checked = {c["metric"] for c in json.loads(same.output)["checks"] if c["verdict"] == "pass"}
+    assert checked == {f"savings.{k}" for k in data["savings"]} | {"tasks_saved"}
+    worse = json.loads(fused.read_text())
+    worse["tasks_saved"] -= 1
+    worse["savings"]["cpu_us_per_s"] *= 0.99
+    worse_file = tmp_path / "worse.json"
+    worse_file.write_text(json.dumps(worse))
+    result = gate(worse_file, "-b", fused, "--json")
+    assert result.exit_code == 1, result.output
+    failed = {c["metric"] for c in json.loads(result.output)["checks"] if c["verdict"] == "fail"}
+    assert failed == {"tasks_saved", "savings.cpu_us_per_s"}

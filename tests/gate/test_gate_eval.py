@@ -187,3 +187,66 @@ def test_bad_exclude_path_is_reported_at_its_position() -> None:
     with pytest.raises(SpecError) as info:
         load_rules_text("rules:\n  - metric: a\n    max: 1\n    exclude: [ok, 'b..c']\n", "rules.yaml")
     assert str(info.value).startswith("rules.yaml:4:19: ") and "empty segment" in str(info.value)
+
+
+OPTIONAL_PER_TUNER = "rules:\n  - metric: agg.*.r\n    required: false\n    direction: lower_is_better\n    max_regression_pct: 5\n"
+
+
+def optional_gate(report: Any, baseline: Any, rules: str = OPTIONAL_PER_TUNER) -> Any:
+    return evaluate(load_rules_text(rules, "rules.yaml"), report, baseline, report_file="report.json", baseline_file="base.json")
+
+
+def test_optional_rule_is_judged_branch_by_branch() -> None:
+    """A tuner that never reports the metric (in neither file) must not hide another tuner's regression."""
+    report = {"agg": {"ds2": {"other": 1}, "ct": {"r": 9.9}}}
+    baseline = {"agg": {"ds2": {"other": 1}, "ct": {"r": 1.0}}}
+    result = optional_gate(report, baseline)
+    assert [(c.metric, c.verdict) for c in result.checks] == [("agg.ct.r", Verdict.failed)]
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "report, lost",
+    [
+        ({"agg": {"ds2": {"other": 1}, "ct": {"r": 1.0}}}, ["agg.ds2.r"]),  # the metric dropped from one tuner
+        ({"agg": {"ct": {"r": 1.0}}}, ["agg.ds2.r"]),  # the whole tuner dropped
+        ({"unrelated": 1}, ["agg.ds2.r", "agg.ct.r"]),  # everything dropped
+    ],
+    ids=["metric lost", "tuner lost", "all lost"],
+)
+def test_optional_rule_still_catches_what_the_report_lost(report: Any, lost: list[str]) -> None:
+    baseline = {"agg": {"ds2": {"r": 1.0}, "ct": {"r": 1.0}}}
+    with pytest.raises(SpecError) as info:
+        optional_gate(report, baseline)
+    assert info.value.exit_code == 2
+    assert len(info.value.problems) == len(lost)
+    for metric in lost:
+        assert f"metric {metric!r} is in the baseline but missing from the report" in str(info.value)
+
+
+def test_optional_absolute_rule_catches_a_lost_metric() -> None:
+    rules = "rules:\n  - metric: target_met\n    required: false\n    equals: true\n"
+    with pytest.raises(SpecError, match="'target_met' is in the baseline but missing from the report"):
+        optional_gate({"other": 1}, {"target_met": True}, rules)
+
+
+def test_optional_rule_skips_a_new_branch_the_baseline_lacks() -> None:
+    report = {"agg": {"ds2": {"r": 1.0}, "new": {"r": 50.0}}}
+    baseline = {"agg": {"ds2": {"r": 1.0}}}
+    result = optional_gate(report, baseline)
+    assert [(c.metric, c.verdict) for c in result.checks] == [("agg.ds2.r", Verdict.passed), ("agg.new.r", Verdict.skipped)]
+    assert result.exit_code == 0
+
+
+def test_optional_rule_in_neither_file_is_skipped_once() -> None:
+    rules = OPTIONAL_PER_TUNER + "  - metric: x\n    max: 1\n"
+    result = optional_gate({"x": 0}, {"x": 0}, rules)
+    assert [c.verdict for c in result.checks] == [Verdict.skipped, Verdict.passed]
+    assert "not in the report or the baseline" in result.checks[0].note
+
+
+def test_required_absolute_rule_catches_a_lost_branch() -> None:
+    """The coverage check runs for every rule, not only those that compare with the baseline."""
+    rules = "rules:\n  - metric: agg.*.r\n    max: 5\n"
+    with pytest.raises(SpecError, match="'agg.gone.r' is in the baseline but missing"):
+        optional_gate({"agg": {"a": {"r": 1}}}, {"agg": {"a": {"r": 1}, "gone": {"r": 1}}}, rules)

@@ -35,30 +35,35 @@ from streamtune_cli.ged import (
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-NX_TIMEOUT_S = 5.0
+# networkx's exact GED needs milliseconds for the sizes drawn below (up to a 7-node vs 6-node pair: at
+# most 0.3 s measured over 150 random pairs) and tens of seconds only from 8 vs 8 nodes on. The timeout
+# is a safety net far above that: should networkx ever hit it, its answer is only an upper bound, so the
+# test is skipped (with the reason) instead of comparing against a weaker claim.
+NX_TIMEOUT_S = 30.0
 
 
 def check_against_networkx(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
-    r = exact_ged(g1, g2, costs)
+    r = exact_ged(g1, g2, costs)  # no time limit: always runs to the proven optimum
     assert r.exact and r.lower == r.upper
     start = time.perf_counter()
     ref = nx.graph_edit_distance(g1, g2, **networkx_cost_kwargs(costs), timeout=NX_TIMEOUT_S)
-    if time.perf_counter() - start < NX_TIMEOUT_S:
-        assert r.value == pytest.approx(ref, abs=1e-9)
-    else:
-        # networkx gave up and returned its best path so far: an upper bound
-        assert r.value <= ref + 1e-9
+    if time.perf_counter() - start >= NX_TIMEOUT_S:
+        pytest.skip(
+            f"networkx hit its {NX_TIMEOUT_S:g} s timeout on a {len(g1)}- vs {len(g2)}-node pair; "
+            "its answer is then not the optimum to compare with"
+        )
+    assert r.value == pytest.approx(ref, abs=1e-9)
 
 
 # ------------------------------------------------------------ vs networkx
 @SETTINGS
-@given(dag_pairs())
+@given(dag_pairs(max_nodes=6, rare_max=7))
 def test_exact_equals_networkx_unit_costs(pair: tuple[nx.DiGraph, nx.DiGraph]) -> None:
     check_against_networkx(*pair, EditCosts())
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dag_pairs(max_nodes=6, rare_max=7), st.sampled_from(NX_SAFE_COSTS))
+@given(dag_pairs(max_nodes=5, rare_max=6), st.sampled_from(NX_SAFE_COSTS))
 def test_exact_equals_networkx_weighted_costs(pair: tuple[nx.DiGraph, nx.DiGraph], costs: EditCosts) -> None:
     check_against_networkx(*pair, costs)
 
@@ -215,14 +220,20 @@ def _random_job(rng: random.Random, n: int) -> nx.DiGraph:
     return make_dag(kinds, edges)
 
 
-def test_anytime_large_pair_is_not_marked_exact() -> None:
+def test_anytime_large_pair_keeps_the_contract() -> None:
+    """A 40-node pair under a tiny limit: how far the search gets depends on the machine, so only the
+    contract is asserted, which must hold whatever it reached."""
     rng = random.Random(7)
     g1, g2 = _random_job(rng, 40), _random_job(rng, 40)
+    root = bounded_ged(g1, g2)  # deterministic: no time limit involved
+    assert root.lower < root.upper  # the bounds alone do not settle this pair
     r = exact_ged(g1, g2, time_limit_s=0.05)
-    assert not r.exact
-    assert r.lower < r.upper
-    # the proven lower bound never falls below the root bound
-    assert bounded_ged(g1, g2).lower <= r.lower
+    assert r.lower <= r.upper
+    # exact exactly when the interval closed; never exact with a gap, never inexact without one
+    assert r.exact == (r.lower == r.upper)
+    # both intervals contain the optimum, so they overlap; the search never loses the root bound
+    assert r.lower <= root.upper and root.lower <= r.upper
+    assert root.lower <= r.lower
 
 
 @pytest.mark.parametrize("limit", [0.0, 0.002, 0.01])
@@ -248,10 +259,19 @@ def test_result_type_refuses_exact_with_gap() -> None:
 
 
 def test_family_members_are_close() -> None:
+    """Two members of one family are nearer each other than to any member of another family.
+
+    No time limit: these graphs have at most 9 nodes, the search proves the optimum in milliseconds, and
+    the verdict cannot depend on how fast the machine is.
+    """
     rng = random.Random(3)
-    for family in FAMILIES:
-        a, b = family(rng), family(rng)
-        assert exact_ged(a, b, time_limit_s=5).exact
+    pairs = [(family(rng), family(rng)) for family in FAMILIES]
+    for i, (a, b) in enumerate(pairs):
+        within = exact_ged(a, b)
+        assert within.exact
+        others = [g for j, pair in enumerate(pairs) if j != i for g in pair]
+        nearest_other = min(exact_ged(a, g).value for g in others)
+        assert within.value < nearest_other, FAMILIES[i].__name__
 
 
 def test_invalid_costs_rejected() -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from streamtune_cli.cli.app import app
@@ -111,3 +112,46 @@ def test_bad_inputs_exit_2_and_name_the_file(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["history", "generate", "--jobs", "0", "--out", str(tmp_path / "z")])
     assert result.exit_code == 2
+
+
+def test_negative_seed_or_workers_are_usage_errors(tmp_path: Path) -> None:
+    for option, value in (("--seed", "-1"), ("--workers", "-3")):
+        result = runner.invoke(app, ["history", "generate", "-n", "2", option, value, "--out", str(tmp_path / "h")])
+        assert result.exit_code == 2, result.output
+        assert option in result.output and "greater than or equal to 0" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "h").exists()
+
+
+def test_workers_are_capped_at_the_chunks_of_work_and_the_cores(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """`--workers 100000` once forked thousands of processes; now the pool gets at most min(chunks, cores)."""
+    import concurrent.futures
+    import os
+
+    asked: list[int] = []
+
+    class RecordingPool(concurrent.futures.ThreadPoolExecutor):  # threads: the test forks nothing
+        def __init__(self, max_workers: int) -> None:
+            asked.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    # 120 runs are 3 chunks of 50, 50 and 20 runs
+    result = runner.invoke(app, ["history", "generate", "-n", "120", "--workers", "100000", "--out", str(tmp_path / "h"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert asked == [3]
+    assert json.loads(result.output)["runs"] == 120
+
+
+def test_capped_workers() -> None:
+    import os
+
+    from streamtune_cli.history.generate import capped_workers
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert capped_workers(100_000, 3) == min(3, cores)
+    assert capped_workers(100_000, 10_000) == cores
+    assert capped_workers(1, 50) == 1
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        capped_workers(0, 5)

@@ -139,3 +139,99 @@ def test_trace_json_round_trips_through_the_loader(tmp_path: Path) -> None:
     loaded = load_trace(write(tmp_path / "t.json", trace))
     assert loaded == trace
     assert json.loads(loaded.model_dump_json())["steps"][0]["observation"]["operators"]
+
+
+def test_a_deeply_nested_trace_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(HistoryError, match=r"deep\.json: tuning trace is nested too deeply") as info:
+        load_trace(path)
+    assert info.value.exit_code == 2
+
+
+# (what is wrong, how to break window 1 of hand_trace() as plain JSON data, the expected message part)
+HOT = "stage01"  # the second operator of configs/synthetic/linear_chain.yaml
+BAD_OBSERVATIONS = [
+    ("NaN lag", lambda obs: obs.update(lag_records=float("nan")), None, "lag_records nan is not a finite number"),
+    ("infinite rate", lambda obs: obs["operators"][HOT].update(input_rate_rps=float("inf")), HOT, "input_rate_rps inf is not a finite number"),
+    ("negative rate", lambda obs: obs.update(achieved_rate_rps=-1.0), None, "achieved_rate_rps -1 is negative"),
+    ("negative busy", lambda obs: obs["operators"][HOT].update(busy=-5), HOT, "busy -5 is negative"),
+    ("busy above 1", lambda obs: obs["operators"][HOT].update(busy_max=1.5), HOT, "busy_max 1.5 is above 1"),
+    ("missing operator", lambda obs: obs["operators"].pop(HOT), None, "lacks spec operator(s) 'stage01'"),
+    ("empty operators", lambda obs: obs.update(operators={}), None, "no operators (empty operators map)"),
+    ("operator field disagrees", lambda obs: obs["operators"][HOT].update(operator="zzz"), HOT, "its metrics say operator 'zzz', not 'stage01'"),
+    ("huge parallelism", lambda obs: obs["operators"][HOT].update(parallelism=10**30), HOT, "(31 digits) is outside 1..32768"),
+    ("zero parallelism", lambda obs: obs["operators"][HOT].update(parallelism=0), HOT, "parallelism 0 is outside 1..32768"),
+]
+
+
+def _broken_trace_data(breaker) -> dict:  # noqa: ANN001
+    data = json.loads(hand_trace().model_dump_json())
+    breaker(data["steps"][1]["observation"])
+    return data
+
+
+@pytest.mark.parametrize("name, breaker, operator, message", BAD_OBSERVATIONS, ids=[c[0] for c in BAD_OBSERVATIONS])
+def test_impossible_measurements_are_refused_naming_step_and_operator(
+    tmp_path: Path, name: str, breaker, operator: str | None, message: str  # noqa: ANN001
+) -> None:
+    """Through the whole import: exit 2, the file, the step and the operator named, nothing written.
+
+    The trace model may reject some of these values itself (then pydantic names the same step and
+    operator by its field path); either way the history must not receive them.
+    """
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_broken_trace_data(breaker)))
+    with pytest.raises(HistoryError) as info:
+        add_trace(path, tmp_path / "h")
+    text = str(info.value)
+    assert info.value.exit_code == 2 and str(path) in text
+    assert "steps[1] (step 1)" in text or "steps.1." in text, text
+    if operator is not None:
+        assert repr(operator) in text or f".{operator}." in text, text
+    assert not (tmp_path / "h").exists() or not HistoryStore.open(tmp_path / "h").run_ids()
+
+
+@pytest.mark.parametrize("name, breaker, operator, message", BAD_OBSERVATIONS, ids=[c[0] for c in BAD_OBSERVATIONS])
+def test_observation_checks_word_each_problem(name: str, breaker, operator: str | None, message: str) -> None:  # noqa: ANN001
+    """The importer's own checks, on a trace that skipped model validation (as a foreign writer's could)."""
+    from streamtune_cli.history.importers import observation_problems
+
+    trace = hand_trace()
+    data = _broken_trace_data(breaker)
+    obs_data = data["steps"][1]["observation"]
+    operators = {key: OperatorMetrics.model_construct(**m) for key, m in obs_data.pop("operators").items()}
+    observation = Observation.model_construct(**obs_data, operators=operators)
+    step = trace.steps[1].model_copy(update={"observation": observation})
+    broken = trace.model_copy(update={"steps": [trace.steps[0], step]})
+    spec = load_spec(ROOT / "configs/synthetic/linear_chain.yaml")
+    [problem] = observation_problems(broken, spec, "t.json")
+    where = "steps[1] (step 1)" + (f", operator {operator!r}" if operator else "")
+    assert str(problem).startswith(f"t.json: {where}: "), str(problem)
+    assert message in problem.message
+
+
+def test_a_sound_trace_has_no_observation_problems() -> None:
+    from streamtune_cli.history.importers import observation_problems
+
+    trace = hand_trace()
+    assert observation_problems(trace, load_spec(ROOT / "configs/synthetic/linear_chain.yaml"), "t.json") == []
+
+
+def test_fractions_may_overshoot_by_float_rounding_only() -> None:
+    from streamtune_cli.history.importers import observation_problems
+
+    trace = hand_trace()
+    spec = load_spec(ROOT / "configs/synthetic/linear_chain.yaml")
+
+    def with_busy(value: float) -> Trace:
+        step = trace.steps[0]
+        operators = dict(step.observation.operators)
+        operators[HOT] = operators[HOT].model_copy(update={"busy": value, "busy_max": value})
+        observation = step.observation.model_copy(update={"operators": operators})
+        return trace.model_copy(update={"steps": [step.model_copy(update={"observation": observation})]})
+
+    for fine in (0.0, 1.0, 1 + 1e-9, -1e-9):
+        assert observation_problems(with_busy(fine), spec, "t.json") == [], fine
+    for bad in (1.01, -0.01):
+        assert len(observation_problems(with_busy(bad), spec, "t.json")) == 2  # busy and busy_max

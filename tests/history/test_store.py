@@ -234,7 +234,8 @@ def test_a_future_manifest_version_is_a_clear_error(tmp_path: Path) -> None:
         (lambda p: None, "no such history folder"),
         (lambda p: p.write_text("x"), "is not a folder"),
         (lambda p: (p.mkdir(), (p / "data.parquet").write_bytes(b"x")), "not a streamtune history"),
-        (lambda p: (p.mkdir(), (p / "history.json").write_text("{")), "unreadable history manifest"),
+        (lambda p: (p.mkdir(), (p / "history.json").write_text("{")), r"history\.json:1:2: invalid JSON"),
+        (lambda p: (p.mkdir(), (p / "history.json").write_text("[" * 100_000)), "history manifest is nested too deeply"),
         (lambda p: (p.mkdir(), (p / "history.json").write_text('{"format": "other"}')), "not a streamtune history manifest"),
     ],
 )

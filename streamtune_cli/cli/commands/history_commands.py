@@ -25,8 +25,11 @@ def _print_json(data: Any) -> None:
 def generate(
     out: Path = typer.Option(..., "--out", "-o", help="History folder to create or extend."),
     jobs: int = typer.Option(2000, "--jobs", "-n", min=1, help="Number of runs (jobs) to generate."),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same history."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes; 0 = one per core (output does not depend on it)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed (>= 0): the same seed gives the same history."),
+    workers: int = typer.Option(
+        0, "--workers", min=0,
+        help="Worker processes; 0 = one per core. Capped at the cores and the chunks of work (output does not depend on it).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate runs of template job families on the sim executor, at under-, near- and over-provisioned parallelism."""
