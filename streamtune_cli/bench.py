@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, m
 
 from streamtune_cli.errors import Problem, SpecError, UsageError
 from streamtune_cli.report.markdown import fmt_ratio
-from streamtune_cli.spec.models import ConstantSchedule, JobSpec, KeySkew, Partitioning, Scaling
+from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, ConstantSchedule, JobSpec, KeySkew, Partitioning, Scaling
 
 __all__ = [
     "suite_from_doc",
@@ -43,7 +43,8 @@ ORACLE_ROW = "oracle"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never a meaningful rate factor, noise or window length.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # Named regimes a suite can list by name. "skewed" keeps sub-linear scaling and adds Zipf(0.8) key skew on
@@ -104,7 +105,7 @@ class BenchSuite(_Strict):
     jobs: list[str] = Field(min_length=1)
     rate_factors: list[PositiveFloat] = Field(default=[1.0], min_length=1)
     regimes: list[Regime] = Field(default_factory=lambda: [Regime.model_validate(r) for r in REGIME_PRESETS])
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0], min_length=1)
     tuners: list[str] = Field(min_length=1)
     tuner_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     initial_parallelism: PositiveInt | Literal["spec"] = Field(
@@ -114,7 +115,7 @@ class BenchSuite(_Strict):
         default="constant", description="constant: a flat target at rate_factor x the job's rate; spec: keep its schedule"
     )
     max_steps: PositiveInt = 10
-    max_parallelism: PositiveInt | None = None
+    max_parallelism: Annotated[int, Field(ge=1, le=MAX_PARALLELISM_BOUND)] | None = None
     noise: Annotated[float, Field(ge=0, le=0.5)] = 0.02
     window_s: PositiveFloat = 30.0
     warmup_s: Annotated[float, Field(ge=0)] = 30.0
@@ -164,9 +165,11 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
     for i, name in enumerate(suite.tuners):
         if name not in known:
             problems.append(doc.problem(("tuners", i), f"unknown tuner {name!r} (known: {', '.join(known)})"))
-    for name in suite.tuner_options:
+    for name, options in suite.tuner_options.items():
         if name not in suite.tuners:
             problems.append(doc.problem(("tuner_options", name), f"options for {name!r}, which is not in tuners"))
+        elif name in known:
+            problems += _tuner_option_problems(doc, name, options)
     job_paths = []
     for i, job in enumerate(suite.jobs):
         # normpath: rows and messages say configs/nexmark/q3.yaml, not configs/bench/../nexmark/q3.yaml
@@ -179,6 +182,18 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
     # Job specs report their own problems, positioned in their own files. SQL is irrelevant to the sim.
     jobs = [(p, load_spec(p, check_sql_expressions=False)) for p in job_paths]
     return LoadedSuite(suite=suite, path=path, jobs=jobs)
+
+
+def _tuner_option_problems(doc: Any, name: str, options: dict[str, Any]) -> list[Problem]:
+    """Build the tuner with the suite's options now, so a bad option fails validation, not a run."""
+    from streamtune_cli.tuning.tuners import TunerOptionError, make_tuner
+
+    try:
+        make_tuner(name, **options)
+    except TunerOptionError as exc:
+        path = ("tuner_options", name) if exc.option is None else ("tuner_options", name, exc.option)
+        return [doc.problem(path, str(exc))]
+    return []
 
 
 def parse_tuner_list(text: str) -> list[str]:
@@ -254,6 +269,7 @@ def run_suite(
     Every tuner starts from the same initial parallelism on the same (job, rate, regime, seed), so their
     rows are paired. Rows, aggregates and infeasible cases depend only on the suite and code, not on timing.
     """
+    from streamtune_cli.executors.schedules import schedule_peak_factor
     from streamtune_cli.executors.sim import SimExecutor
     from streamtune_cli.report.trace_report import trace_summary
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
@@ -270,7 +286,9 @@ def run_suite(
         for rate_factor in suite.rate_factors:
             for regime in suite.regimes:
                 spec = apply_regime(scale_workload(base_spec, rate_factor, suite.schedule), regime)
-                oracle = oracle_parallelism(spec, max_parallelism=suite.max_parallelism)
+                # At the schedule's peak, as the tuning loop scores it (a constant schedule's peak is 1).
+                peak_rps = spec.workload.rate_rps * schedule_peak_factor(spec.workload.schedule, job_path.parent)
+                oracle = oracle_parallelism(spec, peak_rps, max_parallelism=suite.max_parallelism)
                 case = {
                     "job": spec.name,
                     "job_file": str(job_path),

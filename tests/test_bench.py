@@ -211,6 +211,52 @@ def test_bad_suite_exit_2_with_position(tmp_path: Path, text: str, line_col: str
     assert "Traceback" not in result.output
 
 
+BAD_SUITE_HEAD = "name: s\njobs: [j.yaml]\nregimes: [linear]\n"
+
+
+@pytest.mark.parametrize(
+    "tail, line_col, fragment",
+    [
+        # /tmp/review repros: a string where a number belongs crashed the run with a TypeError (exit 3)
+        ("tuners: [ds2]\ntuner_options:\n  ds2:\n    overprovision: x\n", "7:5", "'overprovision': expected a number"),
+        ("tuners: [autoscaler]\ntuner_options:\n  autoscaler:\n    utilization_boundary: x\n", "7:5", "'utilization_boundary'"),
+        ("tuners: [autoscaler]\ntuner_options:\n  autoscaler: {vertex_max_parallelism: 0}\n", "6:16", "between 1 and 32768"),
+        ("tuners: [ds2]\ntuner_options:\n  ds2: {overprovision: -1}\n", "6:9", "must be >= 0"),
+        ("tuners: [ds2]\ntuner_options:\n  ds2:\n    bogus: 1\n", "7:5", "no option 'bogus'"),
+        ("tuners: [ds2]\nseeds: [-1]\n", "5:9", "greater than or equal to 0"),
+        ("tuners: [ds2]\nmax_parallelism: 100000\n", "5:1", "less than or equal to 32768"),
+        ("tuners: [ds2]\nrate_factors: [.inf]\n", "5:16", "finite"),
+        ("tuners: [ds2]\nnoise: .nan\n", "5:1", "finite"),
+    ],
+)
+def test_bad_tuner_options_and_numbers_fail_validation_with_position(tmp_path: Path, tail: str, line_col: str, fragment: str):
+    (tmp_path / "j.yaml").write_text(TINY_JOB)
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_SUITE_HEAD + tail)
+    for command in (["bench", "--suite", str(path)], ["validate", str(path)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"{path}:{line_col}" in result.output and fragment in result.output, result.output
+        assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_suite_with_spec_schedule_scores_against_the_peak_oracle(tmp_path: Path):
+    # A sine with amplitude 0.5 peaks at 1.5 x the rate: the bench's oracle (and the loop's) is sized there.
+    from streamtune_cli.tuning.oracle import oracle_parallelism
+
+    suite = _tiny_suite(tmp_path, regimes=["linear"], schedule="spec", max_steps=3)
+    job = tmp_path / "jobs" / "tiny.yaml"
+    job.write_text(TINY_JOB.replace("{kind: square, period_s: 100}", "{kind: sine, period_s: 1200, amplitude: 0.5}"))
+    out = tmp_path / "b.json"
+    result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["runs"][0]
+    spec = apply_regime(load_spec(job), Regime.model_validate("linear"))
+    peak = oracle_parallelism(spec, 30_000)
+    assert peak.total > oracle_parallelism(spec, 20_000).total  # the peak needs more than the base rate
+    assert row["oracle_total"] == peak.total
+
+
 def test_bad_job_in_suite_points_into_the_job_file(tmp_path: Path):
     suite = _tiny_suite(tmp_path)
     (tmp_path / "jobs" / "tiny.yaml").write_text(TINY_JOB.replace("cost_us: 150", "cost_us: -150"))

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import bisect
+import math
 from pathlib import Path
 from typing import Callable
 
 from streamtune_cli.errors import Location, Problem, SpecError
-from streamtune_cli.spec.models import Schedule, TraceSchedule
+from streamtune_cli.spec.models import (
+    Schedule,
+    SineSchedule,
+    SquareSchedule,
+    StepSchedule,
+    TraceSchedule,
+)
 
-__all__ = ["RateTrace", "load_rate_trace", "rate_factor_function"]
+__all__ = ["RateTrace", "load_rate_trace", "rate_factor_function", "schedule_peak_factor"]
 
 
 class RateTrace:
@@ -33,6 +40,11 @@ class RateTrace:
             return factors[i]
         w = (t_s - t0) / (t1 - t0)
         return factors[i - 1] + w * (factors[i] - factors[i - 1])
+
+    @property
+    def peak_factor(self) -> float:
+        """The highest factor the trace reaches (linear interpolation never exceeds its points)."""
+        return max(self.factors)
 
 
 def load_rate_trace(path: str | Path) -> RateTrace:
@@ -61,6 +73,9 @@ def load_rate_trace(path: str | Path) -> RateTrace:
                 continue  # header row
             problems.append(Problem(where, f"not numbers: {line!r}"))
             continue
+        if not (math.isfinite(t_s) and math.isfinite(factor)):
+            problems.append(Problem(where, f"t_s and factor must be finite numbers, got {line!r}"))
+            continue
         if t_s < 0 or factor <= 0:
             problems.append(Problem(where, "t_s must be >= 0 and factor > 0"))
             continue
@@ -79,8 +94,33 @@ def load_rate_trace(path: str | Path) -> RateTrace:
 def rate_factor_function(schedule: Schedule, spec_dir: str | Path | None = None) -> Callable[[float], float]:
     """factor(t_s) for a schedule; a trace file is resolved against spec_dir (the spec's folder) and read once."""
     if isinstance(schedule, TraceSchedule):
-        file = Path(schedule.file)
-        if not file.is_absolute() and spec_dir is not None:
-            file = Path(spec_dir) / file
-        return load_rate_trace(file).factor_at
+        return load_rate_trace(_trace_path(schedule, spec_dir)).factor_at
     return schedule.factor_at
+
+
+def schedule_peak_factor(schedule: Schedule, spec_dir: str | Path | None = None) -> float:
+    """The highest factor a schedule reaches at any time: the peak a deployment must keep up with.
+
+    constant: 1; step: the largest step factor (and 1 when the first step starts after t = 0, since the
+    factor is 1 until then); square: max(low, high); sine: 1 + amplitude; trace: the largest factor in the
+    file (read relative to spec_dir, as the sim reads it).
+    """
+    if isinstance(schedule, TraceSchedule):
+        return load_rate_trace(_trace_path(schedule, spec_dir)).peak_factor
+    if isinstance(schedule, StepSchedule):
+        factors = [step.factor for step in schedule.steps]
+        if schedule.steps[0].at_s > 0:
+            factors.append(1.0)
+        return max(factors)
+    if isinstance(schedule, SquareSchedule):
+        return max(schedule.low_factor, schedule.high_factor)
+    if isinstance(schedule, SineSchedule):
+        return 1.0 + schedule.amplitude
+    return 1.0
+
+
+def _trace_path(schedule: TraceSchedule, spec_dir: str | Path | None) -> Path:
+    file = Path(schedule.file)
+    if not file.is_absolute() and spec_dir is not None:
+        file = Path(spec_dir) / file
+    return file

@@ -7,17 +7,26 @@ measurement noise. Every formula is written out in docs/executors.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-import networkx as nx
 import numpy as np
 
-from streamtune_cli.capacity import capacity_rps, demand_rps, is_skewed, min_key_share, usl_rate
+from streamtune_cli.capacity import (
+    capacity_rps,
+    demand_rps,
+    is_skewed,
+    min_key_share,
+    usl_rate,
+)
+from streamtune_cli.errors import UsageError
 from streamtune_cli.executors.base import Observation, OperatorMetrics, Parallelism
-from streamtune_cli.executors.schedules import rate_factor_function
+from streamtune_cli.executors.schedules import (
+    rate_factor_function,
+    schedule_peak_factor,
+)
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec, OperatorKind
 from streamtune_cli.spec.parallelism import complete_parallelism, retarget_parallelism
@@ -72,6 +81,8 @@ class SimDeployment:
         graph, p = self.graph, self.parallelism
         self.order = graph.topological_order
         self.sources = graph.sources
+        self.upstream = {op: tuple(graph.upstream(op)) for op in self.order}
+        self.downstream = {op: tuple(graph.downstream(op)) for op in self.order}
         self.usl = {op: usl_rate(graph.operator(op), p[op]) for op in self.order}
         self.capacity = {op: capacity_rps(graph, op, p[op]) for op in self.order}
         self.min_share: dict[str, float] = {}
@@ -85,13 +96,15 @@ class SimDeployment:
         self.rate_shares = graph.source_rates(1.0)
         self.unit_demand = demand_rps(graph, self.rate_shares, p)
 
-    @cached_property
-    def ancestors(self) -> dict[str, set[str]]:
-        return {op: nx.ancestors(self.graph.nx, op) for op in self.order}
-
-    @cached_property
-    def descendants(self) -> dict[str, set[str]]:
-        return {op: nx.descendants(self.graph.nx, op) for op in self.order}
+    def upstream_of(self, operators: set[str]) -> set[str]:
+        """Every operator with a path to one of `operators` (their ancestors; one of them only if it feeds
+        another). One pass in reverse topological order: O(V + E), not a graph search per operator."""
+        if not operators:
+            return set()
+        feeds: dict[str, bool] = {}
+        for op in reversed(self.order):
+            feeds[op] = any(d in operators or feeds[d] for d in self.downstream[op])
+        return {op for op, reaches in feeds.items() if reaches}
 
     def evaluate(self, target_rate_rps: float) -> SteadyState:
         """Steady state at a total target source rate (records/s over all sources)."""
@@ -113,13 +126,14 @@ class SimDeployment:
             for op in self.order
             if processed[op] > 0 and processed[op] >= self.capacity[op] * (1 - _SATURATION_TOLERANCE)
         )
-        blocked_set: set[str] = set()
-        for op in saturated:
-            blocked_set |= self.ancestors[op]
+        # Operators upstream of a saturated operator wait on its full input queue; a saturated operator
+        # among them is not a bottleneck (a saturated operator further down holds it back).
+        upstream_of_saturated = self.upstream_of(set(saturated))
+        bottlenecks = tuple(op for op in saturated if op not in upstream_of_saturated)
+        blocked_set = set(upstream_of_saturated)
         if throttle < 1.0:
             # Every source is throttled, so every source has input waiting and spends its spare time blocked.
             blocked_set |= set(self.sources)
-        bottlenecks = tuple(op for op in saturated if not (self.descendants[op] & set(saturated)))
         busy, busy_max, busy_min, bp, bp_max, idle = {}, {}, {}, {}, {}, {}
         for op in self.order:
             p = self.parallelism[op]
@@ -160,7 +174,7 @@ class SimDeployment:
         for op in self.order:
             utilization = min(state.busy_max[op], _MAX_UTILIZATION_FOR_LATENCY)
             service_ms = self.graph.operator(op).cost_us / 1000.0 / (1.0 - utilization)
-            upstream = [path_ms[u] for u in self.graph.upstream(op)]
+            upstream = [path_ms[u] for u in self.upstream[op]]
             path_ms[op] = service_ms + (max(upstream) if upstream else 0.0)
         return max(path_ms[s] for s in self.graph.sinks) if self.graph.sinks else max(path_ms.values())
 
@@ -190,12 +204,14 @@ class SimExecutor:
         rate_rps: float | None = None,
         spec_dir: str | None = None,
     ):
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        if window_s <= 0 or warmup_s < 0:
-            raise ValueError("window_s must be > 0 and warmup_s >= 0")
-        if rate_rps is not None and rate_rps <= 0:
-            raise ValueError(f"rate_rps must be > 0, got {rate_rps}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if not (math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+        if not (math.isfinite(window_s) and window_s > 0 and math.isfinite(warmup_s) and warmup_s >= 0):
+            raise ValueError("window_s must be > 0 and warmup_s >= 0 (finite)")
+        if rate_rps is not None and not (math.isfinite(rate_rps) and rate_rps > 0):
+            raise ValueError(f"rate_rps must be a finite number > 0, got {rate_rps}")
         self.seed = seed
         self.noise = noise
         self.window_s = window_s
@@ -240,6 +256,13 @@ class SimExecutor:
         self.lag_records = max(0.0, self.lag_records + shortfall - state.spare_rate_rps * elapsed_s)
         self.clock_s = window_end
         self.last_state = state
+        if not all(math.isfinite(x) for x in (target, self.lag_records, window_end)):
+            # A finite spec can still multiply past the float range (rate x seconds of backlog, or restart
+            # after restart); no measurement would mean anything there.
+            raise UsageError(
+                f"the simulation overflows at t = {window_end:g} s (target {target:g} rec/s, lag "
+                f"{self.lag_records:g} records): use a smaller rate, schedule factor or restart_s"
+            )
         return self._measure(state, deployment, window_end)
 
     def close(self) -> None:
@@ -248,7 +271,12 @@ class SimExecutor:
     # -- helpers -----------------------------------------------------------------------------------
 
     def base_rate_rps(self, job: JobSpec) -> float:
+        """The rate the schedule multiplies: rate_rps when given (`--rate`), else the spec's workload rate."""
         return self.rate_rps if self.rate_rps is not None else job.workload.rate_rps
+
+    def peak_target_rate_rps(self, job: JobSpec) -> float:
+        """Base rate x the schedule's peak factor (schedules.schedule_peak_factor)."""
+        return self.base_rate_rps(job) * schedule_peak_factor(job.workload.schedule, self.spec_dir)
 
     def target_rate_at(self, t_s: float, job: JobSpec) -> float:
         """Total target source rate at simulated time t_s: base rate x the schedule's factor."""
@@ -298,7 +326,9 @@ class SimExecutor:
         else:
             achieved = min(state.target_rate_rps, state.achieved_rate_rps * f_achieved)
         lag = self.lag_records * f_lag
-        latency_ms = (deployment.latency_ms(state) + 1000.0 * lag / max(achieved, 1e-9)) * f_latency
+        latency_ms: float | None = (deployment.latency_ms(state) + 1000.0 * lag / max(achieved, 1e-9)) * f_latency
+        if not math.isfinite(latency_ms):
+            latency_ms = None  # a backlog that (almost) never drains: no latency to report
         return Observation(
             t_s=t_s,
             window_s=self.window_s,

@@ -15,6 +15,8 @@ __all__ = [
     "retarget_parallelism",
     "oracle_parallelism",
     "OracleResult",
+    "oracle_data",
+    "covers_peak",
     "make_tuner",
     "TUNER_NAMES",
 ]
@@ -25,6 +27,8 @@ _LOCATIONS = {
     "retarget_parallelism": "streamtune_cli.tuning.parallelism",
     "oracle_parallelism": "streamtune_cli.tuning.oracle",
     "OracleResult": "streamtune_cli.tuning.oracle",
+    "oracle_data": "streamtune_cli.tuning.oracle",
+    "covers_peak": "streamtune_cli.tuning.loop",
     "make_tuner": "streamtune_cli.tuning.tuners",
     "TUNER_NAMES": "streamtune_cli.tuning.tuners",
 }

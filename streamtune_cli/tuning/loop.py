@@ -7,20 +7,41 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from streamtune_cli.errors import UsageError
-from streamtune_cli.executors.base import Decision, Executor, Parallelism, Trace, TraceStep
+from streamtune_cli.executors.base import (
+    Decision,
+    Executor,
+    Observation,
+    Parallelism,
+    Trace,
+    TraceStep,
+)
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.loader import spec_to_data
-from streamtune_cli.spec.models import JobSpec
-from streamtune_cli.tuning.parallelism import complete_parallelism, operator_cap, retarget_parallelism
+from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, JobSpec
+from streamtune_cli.tuning.parallelism import (
+    cap_of,
+    complete_parallelism,
+    retarget_parallelism,
+)
 from streamtune_cli.tuning.tuners.base import Tuner
 
-__all__ = ["TuningConfig", "run_tuning", "clamp_parallelism", "retarget_parallelism", "STOP_REASONS", "TARGET_MET_RATIO"]
+__all__ = [
+    "TuningConfig",
+    "run_tuning",
+    "clamp_parallelism",
+    "retarget_parallelism",
+    "covers_peak",
+    "STOP_REASONS",
+    "TARGET_MET_RATIO",
+]
 
 # A window meets the target when the sources ingest at least this share of it (Observation.backpressured).
 TARGET_MET_RATIO = 0.98
+# A window's target counts as the peak target within this relative float round-off.
+_PEAK_TOLERANCE = 1e-9
 
 STOP_REASONS = {
-    "converged": "no change proposed and the job keeps up",
+    "converged": "no change proposed and the job keeps up, with enough headroom for the workload's peak",
     "tuner_converged": "the tuner declared convergence",
     "at_bounds": "the tuner wants more, but the safety bounds hold every operator where it is",
     "stalled": "no change proposed although the job is backpressured (stall_patience windows in a row)",
@@ -45,10 +66,14 @@ class TuningConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise UsageError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.max_parallelism is not None and self.max_parallelism < 1:
-            raise UsageError(f"max_parallelism must be >= 1, got {self.max_parallelism}")
-        if self.max_change_factor is not None and not self.max_change_factor >= 1.0:
-            raise UsageError(f"max_change_factor must be >= 1 (x F up or / F down per step), got {self.max_change_factor}")
+        if self.max_parallelism is not None and not 1 <= self.max_parallelism <= MAX_PARALLELISM_BOUND:
+            raise UsageError(
+                f"max_parallelism must be between 1 and {MAX_PARALLELISM_BOUND} (Flink's upper bound), "
+                f"got {self.max_parallelism}"
+            )
+        f = self.max_change_factor
+        if f is not None and not (math.isfinite(f) and f >= 1.0):
+            raise UsageError(f"max_change_factor must be a finite number >= 1 (x F up or / F down per step), got {f}")
         if self.stop_after_stable < 1:
             raise UsageError(f"stop_after_stable must be >= 1, got {self.stop_after_stable}")
         if self.stall_patience < 1:
@@ -64,7 +89,7 @@ def clamp_parallelism(
     for op in spec.operators:
         p = current[op.id]
         wanted = int(proposed.get(op.id, p))
-        cap = operator_cap(spec, op.id, config.max_parallelism)
+        cap = cap_of(op, config.max_parallelism)
         low, high, why_low, why_high = 1, cap, "the minimum 1", f"max parallelism {cap}"
         if config.max_change_factor is not None:
             f = config.max_change_factor
@@ -89,6 +114,26 @@ def _recorded_decision(decision: Decision, clamped: dict[str, int], notes: dict[
     return Decision(parallelism=clamped, reasons=reasons, summary=summary, converged=decision.converged)
 
 
+def covers_peak(observation: Observation, peak_target_rps: float) -> bool:
+    """The window kept up, and what it measured shows the deployment keeps up at the peak target as well.
+
+    A window run at the peak target covers it by keeping up. A window below the peak covers it when its
+    busiest instance, scaled to the peak, stays within capacity: at a fixed parallelism every operator's
+    load is proportional to the source rate, so busy_max x peak / target is the busiest instance's load at
+    the peak. No TARGET_MET_RATIO allowance here: the scaling multiplies the measurement error too, and a
+    trough that only seems to fit must not end the session (a later window at the peak settles it).
+    """
+    if observation.backpressured:
+        return False
+    target = observation.target_rate_rps
+    if target >= peak_target_rps * (1 - _PEAK_TOLERANCE):
+        return True
+    if target <= 0:
+        return False
+    busiest = max(m.busy_max for m in observation.operators.values())
+    return busiest * (peak_target_rps / target) <= 1.0
+
+
 def run_tuning(
     spec: JobSpec,
     executor: Executor,
@@ -98,14 +143,23 @@ def run_tuning(
     seed: int | None = None,
     on_step: Callable[[TraceStep], None] | None = None,
     initial_parallelism: dict[str, int] | None = None,
+    peak_target_rate_rps: float | None = None,
 ) -> Trace:
     """Tune `spec` on `executor` with `tuner` until the stop rule fires; the caller closes the executor.
 
     Each step observes one window of the deployed parallelism, asks the tuner, clamps its proposal to the
     bounds (recording why in the reasons), then stops (see STOP_REASONS) or redeploys. A change proposed at
     the last step is recorded but not deployed, so the final parallelism is always one that was observed.
+
+    Under a varying schedule, a window that keeps up in a trough says nothing about the peak: the session
+    converges only on a window that covers the peak target (covers_peak), which defaults to
+    executor.peak_target_rate_rps(spec) (base rate x the schedule's highest factor). Until then it keeps
+    observing without redeploying, bounded by max_steps. The oracle and `target_met` are at that peak.
     """
     config = config or TuningConfig()
+    peak_rps = executor.peak_target_rate_rps(spec) if peak_target_rate_rps is None else float(peak_target_rate_rps)
+    if not (math.isfinite(peak_rps) and peak_rps > 0):
+        raise UsageError(f"the peak target rate must be a finite number > 0, got {peak_rps}")
     start = complete_parallelism(spec, initial_parallelism)
     # The starting point obeys the caps too; the change factor only limits moves between steps.
     current, initial_notes = clamp_parallelism(spec, start, start, TuningConfig(max_parallelism=config.max_parallelism))
@@ -137,7 +191,10 @@ def run_tuning(
             break
         if clamped == current:
             if not observation.backpressured:
-                stable, stalled = stable + 1, 0
+                stalled = 0
+                # Kept up below the peak without the headroom to be sure of it: look again later (the
+                # schedule moves on) rather than call a trough converged.
+                stable = stable + 1 if covers_peak(observation, peak_rps) else 0
                 if stable >= config.stop_after_stable:
                     stop_reason = "converged"
                     break
@@ -160,16 +217,9 @@ def run_tuning(
         graph = deploy(current)
         reconfigurations += 1
 
-    final_observation = steps[-1].observation
-    meta = _trace_meta(spec, config, steps, current, reconfigurations, stop_reason, start, initial_notes)
+    meta = _trace_meta(spec, config, steps, current, reconfigurations, stop_reason, start, initial_notes, peak_rps)
     return Trace(
-        job=spec.name,
-        spec=spec_to_data(spec),
-        executor=executor.name,
-        tuner=tuner.name,
-        seed=seed,
-        steps=steps,
-        meta=meta | {"final_target_rate_rps": final_observation.target_rate_rps},
+        job=spec.name, spec=spec_to_data(spec), executor=executor.name, tuner=tuner.name, seed=seed, steps=steps, meta=meta
     )
 
 
@@ -182,11 +232,12 @@ def _trace_meta(
     stop_reason: str,
     start: dict[str, int],
     initial_notes: dict[str, str],
+    peak_rps: float,
 ) -> dict[str, Any]:
-    from streamtune_cli.tuning.oracle import oracle_parallelism
+    from streamtune_cli.tuning.oracle import oracle_data, oracle_parallelism
 
     last = steps[-1].observation
-    oracle = oracle_parallelism(spec, last.target_rate_rps, max_parallelism=config.max_parallelism)
+    oracle = oracle_parallelism(spec, peak_rps, max_parallelism=config.max_parallelism)
     recommended = steps[-1].decision.parallelism if steps[-1].decision is not None else dict(final)
     return {
         "stop_reason": stop_reason,
@@ -199,16 +250,14 @@ def _trace_meta(
         "final_parallelism": dict(final),
         "final_total": sum(final.values()),
         "recommended_parallelism": dict(recommended),
-        "target_met": last.achieved_rate_rps >= TARGET_MET_RATIO * last.target_rate_rps,
+        # At the peak target: the final deployment kept up in its last window with headroom for the peak.
+        "target_met": covers_peak(last, peak_rps),
+        "last_window_kept_up": not last.backpressured,
+        "peak_target_rate_rps": peak_rps,
+        "final_target_rate_rps": last.target_rate_rps,
         "backpressured_windows": sum(1 for s in steps if s.observation.backpressured),
         "final_lag_records": last.lag_records,
         "elapsed_s": last.t_s,
-        "oracle": {
-            "parallelism": oracle.parallelism,
-            "total": oracle.total,
-            "feasible": oracle.feasible,
-            "rate_rps": oracle.rate_rps,
-            "reason": oracle.reason,
-        },
+        "oracle": oracle_data(oracle),  # at the peak target, under the same caps
         "config": asdict(config),
     }

@@ -5,13 +5,16 @@ It is the physical limit every tuner is scored against (it knows the model; tune
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from streamtune_cli.capacity import capacity_rps, demand_rps, peak_parallelism
+from streamtune_cli.capacity import capacity_rps, is_skewed, usl_rate
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import JobSpec, Partitioning
+from streamtune_cli.spec.models import JobSpec, OperatorKind, Partitioning
+from streamtune_cli.tuning.parallelism import cap_of
 
-__all__ = ["OracleResult", "oracle_parallelism", "CAPACITY_TOLERANCE"]
+__all__ = ["OracleResult", "oracle_parallelism", "oracle_data", "CAPACITY_TOLERANCE"]
 
 # Relative slack when comparing capacity with demand, so float round-off never costs an instance.
 CAPACITY_TOLERANCE = 1e-9
@@ -28,52 +31,149 @@ class OracleResult:
     demand_rps: dict[str, float] = field(default_factory=dict)
 
 
-def _fits(capacity: float, demand: float) -> bool:
-    return capacity >= demand * (1 - CAPACITY_TOLERANCE)
+def oracle_data(oracle: OracleResult) -> dict[str, Any]:
+    """The oracle as plain data for JSON outputs (trace metadata, `simulate --json`)."""
+    return {
+        "parallelism": dict(oracle.parallelism),
+        "total": oracle.total,
+        "feasible": oracle.feasible,
+        "rate_rps": oracle.rate_rps,
+        "reason": oracle.reason,
+    }
+
+
+def _first_max(f: Callable[[int], float], low: int, high: int) -> int:
+    """The smallest p in [low, high] maximizing f, for f that rises to its peak and then falls
+    (quasi-concave) on the integers: ternary search, O(log(high - low)) evaluations."""
+    while high - low > 2:
+        third = (high - low) // 3
+        m1, m2 = low + third, high - third
+        if f(m1) < f(m2):
+            low = m1 + 1
+        else:
+            high = m2
+    best = low
+    for p in range(low + 1, high + 1):
+        if f(p) > f(best):
+            best = p
+    return best
+
+
+def _first_fit(fits: Callable[[int], bool], low: int, high: int) -> int | None:
+    """The smallest p in [low, high] with fits(p), for `fits` monotone (False ... False True ... True)."""
+    if not fits(high):
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        if fits(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def _hottest_key_weight(zipf_s: float, keys: int) -> float:
+    """Share of the most frequent key under Zipf(zipf_s): whichever instance holds it gets at least this."""
+    import numpy as np
+
+    return float(1.0 / np.sum(np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)))
+
+
+def _search(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: float, per_instance_rps: float) -> tuple[int | None, int]:
+    """(smallest p <= cap_p whose capacity meets fixed + per_instance x p, or None; p of peak capacity).
+
+    Without key skew, capacity is the USL curve: it rises to one peak and then falls, and it is concave
+    before its peak. Demand is linear in p (a broadcast input sends every record to each instance), so
+    capacity - demand also rises to one peak and then falls: find that peak (ternary search), then bisect
+    its rising side for the first fit. Same answer as scanning p = 1, 2, ... in O(log cap_p) evaluations.
+
+    With key skew the hottest instance's share jumps with p (hashing), so capacity is not monotone. It is
+    scanned from the first p whose USL rate fits (capacity never exceeds it), and only while the bound
+    capacity <= usl(p) / (p x hottest key share), which never rises with p, can still meet the demand.
+    """
+    op = graph.operator(op_id)
+
+    def need(p: int) -> float:
+        return (fixed_rps + per_instance_rps * p) * (1 - CAPACITY_TOLERANCE)
+
+    def first_fit_of(rate: Callable[[int], float]) -> tuple[int | None, int]:
+        top = _first_max(lambda p: rate(p) - need(p), 1, cap_p)
+        return _first_fit(lambda p: rate(p) >= need(p), 1, top), top
+
+    if not is_skewed(graph, op_id):
+        found, _ = first_fit_of(lambda p: capacity_rps(graph, op_id, p))
+        if found is not None:
+            return found, found
+        return None, _first_max(lambda p: capacity_rps(graph, op_id, p), 1, cap_p)
+
+    skew = op.key_skew
+    assert skew is not None
+    hottest = _hottest_key_weight(skew.zipf_s, skew.keys)
+
+    def key_bound(p: int) -> float:
+        return usl_rate(op, p) / p / hottest
+
+    start, usl_top = first_fit_of(lambda p: usl_rate(op, p))
+    if start is not None:
+        for p in range(start, cap_p + 1):
+            usl_fits = usl_rate(op, p) >= need(p)
+            if key_bound(p) < need(p) or (p > usl_top and not usl_fits):
+                break  # neither bound comes back above the demand at a larger p
+            if usl_fits and capacity_rps(graph, op_id, p) >= need(p):
+                return p, p
+    best_p, best = 1, capacity_rps(graph, op_id, 1)
+    for p in range(2, cap_p + 1):
+        if key_bound(p) <= best:
+            break  # no larger p can beat the best so far
+        if usl_rate(op, p) > best:
+            capacity = capacity_rps(graph, op_id, p)
+            if capacity > best:
+                best_p, best = p, capacity
+    return None, best_p
 
 
 def oracle_parallelism(spec: JobSpec, rate_rps: float | None = None, *, max_parallelism: int | None = None) -> OracleResult:
-    """Smallest p per operator (scanning up from 1) with capacity_rps(p) >= demand at `rate_rps`.
+    """Smallest p per operator with capacity_rps(p) >= demand at `rate_rps` (see _search for how it is found).
 
-    The target defaults to the workload's base rate (schedule factor 1). The upper bound is
-    `max_parallelism` when given, else each operator's own max_parallelism. An operator that cannot meet
-    its demand within the bound gets the parallelism of its peak capacity and makes the result infeasible.
+    The target defaults to the workload's base rate (schedule factor 1). The upper bound is each operator's
+    own max_parallelism, lowered to `max_parallelism` when that is given. An operator that cannot meet its
+    demand within the bound gets the parallelism of its peak capacity and makes the result infeasible.
     Demand is computed from the chosen upstream parallelism, so broadcast inputs (which deliver every record
     to each instance) are accounted for.
     """
     rate = spec.workload.rate_rps if rate_rps is None else float(rate_rps)
-    if rate <= 0:
-        raise ValueError(f"rate_rps must be > 0, got {rate}")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate_rps must be a finite number > 0, got {rate}")
     graph = JobGraph(spec)
     source_rates = graph.source_rates(rate)
-    chosen = {op.id: 1 for op in spec.operators}
+    chosen: dict[str, int] = {}
     demand: dict[str, float] = {}
     infeasible: list[str] = []
     notes: list[str] = []
     for op_id in graph.topological_order:
-        cap_p = max_parallelism if max_parallelism is not None else graph.operator(op_id).max_parallelism
-        has_broadcast_input = any(e.partitioning == Partitioning.broadcast for e in graph.in_edges(op_id))
-
-        def demand_at(p: int) -> float:
-            return demand_rps(graph, source_rates, {**chosen, op_id: p})[op_id]
-
-        fixed_demand = None if has_broadcast_input else demand_at(1)
-        found = None
-        for p in range(1, cap_p + 1):
-            need = fixed_demand if fixed_demand is not None else demand_at(p)
-            if _fits(capacity_rps(graph, op_id, p), need):
-                found = p
-                break
+        op = graph.operator(op_id)
+        cap_p = cap_of(op, max_parallelism)
+        # Demand is fixed + per_instance x p: a broadcast input counts once per instance of this operator.
+        fixed_rps = per_instance_rps = 0.0
+        if op.kind == OperatorKind.source:
+            fixed_rps = source_rates[op_id]
+        for up in graph.upstream(op_id):
+            sent = demand[up] * graph.operator(up).selectivity
+            if graph.edge(up, op_id).partitioning == Partitioning.broadcast:
+                per_instance_rps += sent
+            else:
+                fixed_rps += sent
+        found, peak = _search(graph, op_id, cap_p, fixed_rps, per_instance_rps)
         if found is None:
-            found = peak_parallelism(graph, op_id, cap_p)
+            found = peak
             infeasible.append(op_id)
-            need = fixed_demand if fixed_demand is not None else demand_at(found)
+            need = fixed_rps + per_instance_rps * found
             notes.append(
                 f"{op_id} needs {need:,.0f} rec/s but peaks at {capacity_rps(graph, op_id, found):,.0f} rec/s "
                 f"(p={found}, max parallelism {cap_p})"
             )
         chosen[op_id] = found
-        demand[op_id] = fixed_demand if fixed_demand is not None else demand_at(found)
+        demand[op_id] = fixed_rps + per_instance_rps * found
     total = sum(chosen.values())
     if infeasible:
         reason = f"infeasible at {rate:,.0f} rec/s: " + "; ".join(notes)

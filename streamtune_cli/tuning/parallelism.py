@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from streamtune_cli.errors import UsageError
-from streamtune_cli.spec.models import JobSpec
+from streamtune_cli.spec.models import JobSpec, Operator
 from streamtune_cli.spec.parallelism import complete_parallelism, retarget_parallelism
 
-__all__ = ["retarget_parallelism", "complete_parallelism", "parse_parallelism", "operator_cap"]
+__all__ = ["retarget_parallelism", "complete_parallelism", "parse_parallelism", "operator_cap", "cap_of"]
 
 
 def parse_parallelism(text: str) -> dict[str, int]:
@@ -35,5 +35,13 @@ def parse_parallelism(text: str) -> dict[str, int]:
 
 
 def operator_cap(spec: JobSpec, op_id: str, global_cap: int | None = None) -> int:
-    """Largest parallelism a tuner may give an operator: the global cap if set, else its max_parallelism."""
-    return global_cap if global_cap is not None else spec.operator(op_id).max_parallelism
+    """Largest parallelism a tuner may give an operator: its max_parallelism, lowered to the global cap if set.
+
+    A global cap never raises an operator above its own max_parallelism (Flink's key-group count: a job
+    cannot run a keyed operator with more instances than that)."""
+    return cap_of(spec.operator(op_id), global_cap)
+
+
+def cap_of(op: Operator, global_cap: int | None = None) -> int:
+    """operator_cap for an Operator in hand (no lookup by id)."""
+    return op.max_parallelism if global_cap is None else min(global_cap, op.max_parallelism)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from streamtune_cli.errors import UsageError
 from streamtune_cli.executors.base import Observation
 from streamtune_cli.executors.sim import SimExecutor
 from streamtune_cli.spec.models import JobSpec
-from streamtune_cli.tuning.oracle import OracleResult, oracle_parallelism
+from streamtune_cli.tuning.oracle import OracleResult, oracle_data, oracle_parallelism
 from streamtune_cli.tuning.parallelism import complete_parallelism
 
 __all__ = ["WhatIf", "what_if"]
@@ -22,7 +23,10 @@ class WhatIf:
     saturated: tuple[str, ...]
     bottlenecks: tuple[str, ...]  # saturated operators with no saturated operator downstream
     headroom: float  # capacity / demand of the tightest operator at the target rate (>= 1: keeps up)
-    oracle: OracleResult
+    oracle: OracleResult  # at this window's target rate
+    base_rate_rps: float  # the rate the schedule multiplies (--rate, else the spec's)
+    peak_target_rate_rps: float  # base rate x the schedule's peak factor
+    peak_oracle: OracleResult  # at the peak target (the one `tune` and `fuse` use)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -30,14 +34,12 @@ class WhatIf:
             "observation": self.observation.model_dump(mode="json"),
             "saturated": list(self.saturated),
             "bottlenecks": list(self.bottlenecks),
-            "headroom": self.headroom,
-            "oracle": {
-                "parallelism": self.oracle.parallelism,
-                "total": self.oracle.total,
-                "feasible": self.oracle.feasible,
-                "rate_rps": self.oracle.rate_rps,
-                "reason": self.oracle.reason,
-            },
+            # JSON has no infinity: a job with no demand anywhere has unbounded headroom.
+            "headroom": self.headroom if math.isfinite(self.headroom) else None,
+            "base_rate_rps": self.base_rate_rps,
+            "peak_target_rate_rps": self.peak_target_rate_rps,
+            "oracle": oracle_data(self.oracle),
+            "peak_oracle": oracle_data(self.peak_oracle),
         }
 
 
@@ -55,21 +57,27 @@ def what_if(
     for op in spec.operators:
         if full[op.id] > op.max_parallelism:
             raise UsageError(f"parallelism {full[op.id]} for {op.id!r} exceeds its max_parallelism {op.max_parallelism}")
-    if rate_rps is not None and rate_rps <= 0:
-        raise UsageError(f"--rate must be > 0, got {rate_rps:g}")
+    if rate_rps is not None and not (math.isfinite(rate_rps) and rate_rps > 0):
+        raise UsageError(f"--rate must be positive and finite (records/s), got {rate_rps:g}")
     executor = SimExecutor(seed=seed, noise=noise, rate_rps=rate_rps, spec_dir=spec_dir)
     try:
         executor.deploy(spec, full)
         observation = executor.observe()
         state = executor.last_state
         assert state is not None
+        peak_rps = executor.peak_target_rate_rps(spec)
     finally:
         executor.close()
+    oracle = oracle_parallelism(spec, observation.target_rate_rps)
+    same_rate = math.isclose(peak_rps, observation.target_rate_rps, rel_tol=1e-12)
     return WhatIf(
         parallelism=full,
         observation=observation,
         saturated=state.saturated,
         bottlenecks=state.bottlenecks,
         headroom=state.headroom,
-        oracle=oracle_parallelism(spec, observation.target_rate_rps),
+        oracle=oracle,
+        base_rate_rps=executor.base_rate_rps(spec),
+        peak_target_rate_rps=peak_rps,
+        peak_oracle=oracle if same_rate else oracle_parallelism(spec, peak_rps),
     )

@@ -70,7 +70,11 @@ def test_rate_option_changes_the_capacity_verdict() -> None:
     [
         (["fuse", "missing.yaml"], "missing.yaml"),
         (["fuse", Q5, "--rate", "-5"], "rate must be positive"),
+        (["fuse", Q5, "--rate", "inf"], "rate must be positive and finite"),
+        (["fuse", Q5, "--rate", "nan"], "rate must be positive and finite"),
         (["fuse", Q5, "--serde-us-per-byte", "-1"], "cost model values must be >= 0"),
+        (["fuse", Q5, "--serde-us-per-byte", "inf"], "cost model values must be >= 0 and finite"),
+        (["fuse", Q5, "--hop-latency-ms", "nan"], "cost model values must be >= 0 and finite"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args: list[str], message: str) -> None:
@@ -78,6 +82,21 @@ def test_bad_input_exits_2_without_traceback(args: list[str], message: str) -> N
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_default_rate_is_the_schedule_peak_also_for_trace_files(tmp_path: Path) -> None:
+    # tune sizes for the schedule's peak; fuse must use the same rate, trace files included.
+    (tmp_path / "rates.csv").write_text("t_s,factor\n0,1.0\n300,2.5\n600,0.5\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "name: t\nworkload: {rate_rps: 1000, schedule: {kind: trace, file: rates.csv}}\n"
+        "operators:\n  - {id: s, kind: source}\n  - {id: k, kind: sink}\nedges:\n  - {from: s, to: k}\n"
+    )
+    result = runner.invoke(app, ["fuse", str(spec), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rate_rps"] == pytest.approx(2500)
+    q8 = runner.invoke(app, ["fuse", str(ROOT / "configs" / "nexmark" / "q8.yaml"), "--json", "-", "--no-sql"])
+    assert json.loads(q8.output)["rate_rps"] == pytest.approx(200_000)  # the square wave's high half
 
 
 def test_bad_spec_names_file_and_position(tmp_path: Path) -> None:

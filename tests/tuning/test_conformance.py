@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from streamtune_cli.errors import UsageError
@@ -10,7 +12,13 @@ from streamtune_cli.spec import JobGraph
 from streamtune_cli.tuning.loop import TuningConfig, run_tuning
 from streamtune_cli.tuning.oracle import oracle_parallelism
 from streamtune_cli.tuning.testing import chain_spec
-from streamtune_cli.tuning.tuners import TUNER_NAMES, Tuner, make_tuner
+from streamtune_cli.tuning.tuners import (
+    TUNER_NAMES,
+    Tuner,
+    TunerOptionError,
+    make_tuner,
+    tuner_class,
+)
 
 # Linear scaling (sigma = kappa = 0), no skew, noise-free: per-instance rates 200k, 125k, 250k, 33.3k, 500k.
 LINEAR_JOB = chain_spec(
@@ -20,7 +28,7 @@ LINEAR_JOB = chain_spec(
 )
 
 
-def tune(name: str, **config: object):  # noqa: ANN201
+def tune(name: str, **config: object):
     return run_tuning(LINEAR_JOB, SimExecutor(noise=0.0), make_tuner(name), TuningConfig(**config), seed=0)  # type: ignore[arg-type]
 
 
@@ -30,6 +38,49 @@ def test_registry_names() -> None:
         make_tuner("nope")
     with pytest.raises(UsageError, match="no option 'bogus'"):
         make_tuner("ds2", bogus=1)
+
+
+def _options(name: str) -> list[str]:
+    return [p for p in inspect.signature(tuner_class(name).__init__).parameters if p != "self"]
+
+
+@pytest.mark.parametrize(("name", "option"), [(n, o) for n in TUNER_NAMES for o in _options(n)])
+@pytest.mark.parametrize("value", ["x", [1], float("nan"), float("inf")])
+def test_every_option_rejects_values_of_the_wrong_kind_when_the_tuner_is_built(name: str, option: str, value: object) -> None:
+    # A bad option must fail when the tuner is built (so `validate` can catch it in a bench suite), never
+    # with a TypeError in the middle of a run.
+    with pytest.raises(TunerOptionError) as info:
+        make_tuner(name, **{option: value})
+    assert info.value.tuner == name and info.value.option == option and repr(option) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("ds2", {"overprovision": -1}),
+        ("conttune", {"k": -0.5}),
+        ("conttune", {"max_distance": 1.5}),
+        ("conttune", {"seed": -1}),
+        ("conttune", {"optimize_kernel": 1}),
+        ("autoscaler", {"vertex_max_parallelism": 0}),
+        ("autoscaler", {"vertex_max_parallelism": 40_000}),
+        ("autoscaler", {"target_utilization": 0}),
+        ("autoscaler", {"max_scale_down_factor": 1.5}),
+        ("autoscaler", {"catch_up_s": -1}),
+        ("autoscaler", {"restart_s": -1}),
+        ("autoscaler", {"align_key_groups": "yes"}),
+    ],
+)
+def test_out_of_range_options_name_the_option(name: str, options: dict) -> None:
+    with pytest.raises(TunerOptionError) as info:
+        make_tuner(name, **options)
+    assert info.value.option == next(iter(options))
+
+
+def test_good_options_are_kept() -> None:
+    assert make_tuner("ds2", overprovision=1).overprovision == 1.0  # type: ignore[attr-defined]
+    tuner = make_tuner("autoscaler", vertex_max_parallelism=64, restart_s=None, align_key_groups=False)
+    assert tuner.vertex_max_parallelism == 64 and tuner.restart_s is None  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", TUNER_NAMES)

@@ -7,13 +7,33 @@ from pathlib import Path
 import pytest
 
 from streamtune_cli.errors import UsageError
-from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
-from streamtune_cli.executors.sim import SimExecutor
-from streamtune_cli.spec import JobGraph, dump_spec, load_spec, load_spec_text, spec_to_data
+from streamtune_cli.executors.base import (
+    Decision,
+    Observation,
+    OperatorMetrics,
+    Parallelism,
+    TraceStep,
+)
+from streamtune_cli.executors.sim import SimExecutor, spec_dir_of
+from streamtune_cli.spec import (
+    JobGraph,
+    dump_spec,
+    load_spec,
+    load_spec_text,
+    spec_to_data,
+)
 from streamtune_cli.spec.models import JobSpec, Partitioning
-from streamtune_cli.tuning.loop import TuningConfig, clamp_parallelism, retarget_parallelism, run_tuning
+from streamtune_cli.tuning.loop import (
+    TuningConfig,
+    clamp_parallelism,
+    covers_peak,
+    retarget_parallelism,
+    run_tuning,
+)
+from streamtune_cli.tuning.oracle import oracle_parallelism
 from streamtune_cli.tuning.parallelism import parse_parallelism
 from streamtune_cli.tuning.testing import chain_spec
+from streamtune_cli.tuning.tuners import TUNER_NAMES, make_tuner
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = chain_spec(
@@ -68,7 +88,16 @@ def test_clamp_applies_cap_and_change_factor_and_says_why() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_steps": 0}, {"max_parallelism": 0}, {"max_change_factor": 0.5}, {"stop_after_stable": 0}, {"stall_patience": 0}],
+    [
+        {"max_steps": 0},
+        {"max_parallelism": 0},
+        {"max_parallelism": 32769},
+        {"max_change_factor": 0.5},
+        {"max_change_factor": float("inf")},
+        {"max_change_factor": float("nan")},
+        {"stop_after_stable": 0},
+        {"stall_patience": 0},
+    ],
 )
 def test_config_rejects_nonsense(kwargs: dict) -> None:
     with pytest.raises(UsageError):
@@ -152,3 +181,91 @@ def test_parse_parallelism() -> None:
     for bad, message in [("a=2,b", "column 5"), ("a=x", "not an integer"), ("a=0", ">= 1"), ("a=1,a=2", "twice"), ("", "empty")]:
         with pytest.raises(UsageError, match=message):
             parse_parallelism(bad)
+
+
+def test_a_global_cap_never_lifts_an_operator_above_its_own_max_parallelism() -> None:
+    clamped, notes = clamp_parallelism(JOB, JOB.parallelism, {"a": 500}, TuningConfig(max_parallelism=1000))
+    assert clamped["a"] == 16 and "max parallelism 16" in notes["a"]
+
+
+Q8 = ROOT / "configs/nexmark/q8.yaml"
+
+
+def _window(target: float, busy_max: float, achieved: float | None = None) -> Observation:
+    m = OperatorMetrics(
+        operator="a", parallelism=2, input_rate_rps=target, output_rate_rps=target, busy=busy_max, busy_max=busy_max,
+        idle=1 - busy_max, backpressured=0.0, backpressured_max=0.0,
+        true_processing_rate_rps=target / busy_max, true_output_rate_rps=target / busy_max,
+    )
+    return Observation(
+        t_s=60, window_s=30, target_rate_rps=target, achieved_rate_rps=target if achieved is None else achieved,
+        lag_records=0, operators={"a": m},
+    )
+
+
+def test_covers_peak_extrapolates_the_busiest_instance_to_the_peak() -> None:
+    assert covers_peak(_window(200.0, 0.99), 200.0)  # at the peak: keeping up is enough
+    assert not covers_peak(_window(200.0, 1.0, achieved=150.0), 200.0)  # backpressured
+    assert covers_peak(_window(100.0, 0.45), 200.0)  # 0.9 at the peak
+    assert covers_peak(_window(100.0, 0.5), 200.0)  # exactly full at the peak
+    assert not covers_peak(_window(100.0, 0.51), 200.0)  # 1.02 at the peak: no 2% allowance when extrapolating
+
+
+def _q8_trace(tuner: str, seed: int = 0):
+    spec = load_spec(Q8, check_sql_expressions=False)
+    return spec, run_tuning(spec, SimExecutor(seed=seed, spec_dir=spec_dir_of(Q8)), make_tuner(tuner), TuningConfig(), seed=seed)
+
+
+@pytest.mark.parametrize("tuner", TUNER_NAMES)
+def test_a_trough_is_not_convergence(tuner: str) -> None:
+    # q8: square wave, period 600 s, low half (x0.5) first. The first windows all run at 100,000 rec/s,
+    # where 7 instances keep up; at the 200,000 rec/s peak new_users needs 3 instances (oracle 8). The
+    # session must not stop in the trough, and oracle and target_met are judged at the peak.
+    spec, trace = _q8_trace(tuner)
+    meta = trace.meta
+    peak_oracle = oracle_parallelism(spec, 200_000)
+    assert meta["peak_target_rate_rps"] == 200_000
+    assert meta["oracle"]["parallelism"] == peak_oracle.parallelism and meta["oracle"]["total"] == 8
+    assert meta["oracle"]["rate_rps"] == 200_000
+    assert trace.steps[0].observation.target_rate_rps == 100_000
+    if meta["converged"]:
+        # it converged on a window that covers the peak, with enough instances for it
+        assert covers_peak(trace.steps[-1].observation, 200_000)
+        assert meta["target_met"]
+        for op in spec.operators:
+            assert meta["final_parallelism"][op.id] >= peak_oracle.parallelism[op.id]
+    else:
+        assert meta["stop_reason"] != "converged"
+
+
+def test_q8_sessions_reach_the_peak_and_size_for_it() -> None:
+    for tuner in ("ds2", "autoscaler"):
+        spec, trace = _q8_trace(tuner)
+        meta = trace.meta
+        assert meta["stop_reason"] == "converged" and meta["target_met"]
+        assert meta["final_total"] >= 8  # 7 was the trough's answer
+        assert any(s.observation.target_rate_rps == 200_000 for s in trace.steps)
+
+
+def test_target_met_is_judged_at_the_peak_not_at_the_last_window() -> None:
+    # Stop in the trough by budget: the last window kept up at 100,000 rec/s, but the deployment's busiest
+    # instance would be over capacity at the 200,000 rec/s peak, so the target is not met.
+    spec = load_spec(Q8, check_sql_expressions=False)
+    trough = {op.id: 1 for op in spec.operators} | {"new_users": 2}
+    trace = run_tuning(
+        spec, SimExecutor(noise=0.0, spec_dir=spec_dir_of(Q8)), FixedTuner(), TuningConfig(max_steps=2),
+        initial_parallelism=trough,
+    )
+    meta = trace.meta
+    assert not trace.steps[-1].observation.backpressured and meta["last_window_kept_up"]
+    assert meta["final_target_rate_rps"] == 100_000 and meta["stop_reason"] == "max_steps"
+    assert not meta["target_met"] and not meta["converged"]
+
+
+def test_an_explicit_peak_target_overrides_the_executors() -> None:
+    fits = {"src": 1, "a": 2, "b": 1, "sink": 1}
+    trace = run_tuning(JOB, SpyExecutor(), FixedTuner(fits), TuningConfig(max_steps=3), peak_target_rate_rps=1e6)
+    assert trace.meta["peak_target_rate_rps"] == 1e6 and not trace.meta["converged"] and not trace.meta["target_met"]
+    assert trace.meta["oracle"]["rate_rps"] == 1e6
+    with pytest.raises(UsageError, match="peak target"):
+        run_tuning(JOB, SpyExecutor(), FixedTuner(), peak_target_rate_rps=float("nan"))

@@ -36,7 +36,7 @@ def test_tune_json_and_report(tmp_path: Path) -> None:
     assert trace.meta["reconfigurations"] == data["meta"]["reconfigurations"]
     assert str(tmp_path / "out" / "trace.json") in data["report_files"]
     try:
-        import streamtune_cli.report.trace_report  # noqa: F401
+        import streamtune_cli.report.trace_report
     except ImportError:
         return
     assert (tmp_path / "out" / "report.md").exists() and (tmp_path / "out" / "report.html").exists()
@@ -66,15 +66,65 @@ def test_tune_rate_and_bounds() -> None:
         (["--executor", "flink"], "executor 'flink' is not available yet"),
         (["--executor", "k8s"], "unknown executor 'k8s'"),
         (["--tuner", "magic"], "unknown tuner 'magic'"),
-        (["--rate", "0"], "--rate must be > 0"),
-        (["--max-change", "0.5"], "max_change_factor must be >= 1"),
+        (["--rate", "0"], "--rate must be positive and finite"),
+        (["--rate", "inf"], "--rate must be positive and finite"),
+        (["--rate", "nan"], "--rate must be positive and finite"),
+        (["--rate", "-1e9"], "--rate must be positive and finite"),
+        (["--max-change", "0.5"], "max_change_factor must be a finite number >= 1"),
+        (["--max-change", "inf"], "max_change_factor must be a finite number >= 1"),
+        (["--max-change", "nan"], "max_change_factor must be a finite number >= 1"),
+        (["--noise", "inf"], "--noise"),
+        (["--noise", "nan"], "--noise"),
+        (["--noise", "0.6"], "--noise"),
+        (["--seed", "-1"], "--seed"),
+        (["--max-parallelism", "32769"], "--max-parallelism"),
+        (["--max-parallelism", "0"], "--max-parallelism"),
     ],
 )
 def test_tune_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["tune", CHAIN, *args])
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     assert message in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--rate", "nan"], "--rate must be positive and finite"),
+        (["--rate", "inf"], "--rate must be positive and finite"),
+        (["--noise", "nan"], "--noise"),
+    ],
+)
+def test_simulate_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["simulate", Q5, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "internal error" not in result.output
+
+
+def test_max_parallelism_never_lifts_an_operator_above_its_own() -> None:
+    # --max-parallelism 1000 above linear_chain's max_parallelism 128: every operator stays <= 128, in the
+    # deployed parallelism and in the oracle (at 2e7 rec/s stage08 alone would want several hundred).
+    result = runner.invoke(
+        app, ["tune", CHAIN, "--rate", "2e7", "--max-parallelism", "1000", "--max-steps", "4", "--json", "--noise", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.output)["meta"]
+    for step_map in (meta["final_parallelism"], meta["recommended_parallelism"], meta["oracle"]["parallelism"]):
+        assert max(step_map.values()) <= 128
+    assert not meta["oracle"]["feasible"]
+
+
+def test_rate_is_the_base_rate_the_schedule_multiplies() -> None:
+    # q8's square wave starts in its low half (x0.5): --rate 200000 asks for 100,000 in the first window,
+    # and the summary says both.
+    result = runner.invoke(app, ["tune", str(ROOT / "configs/nexmark/q8.yaml"), "--rate", "200000", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "base 200,000 rec/s" in result.output and "last window's target 100,000 rec/s" in result.output
+    assert "peak target 200,000 rec/s" in result.output
+    help_text = runner.invoke(app, ["tune", "--help"]).output
+    assert "Base source rate" in " ".join(help_text.split())
 
 
 def test_tune_missing_or_invalid_spec_exits_2(tmp_path: Path) -> None:
@@ -88,7 +138,8 @@ def test_tune_missing_or_invalid_spec_exits_2(tmp_path: Path) -> None:
 def test_simulate_names_the_bottleneck_and_the_oracle() -> None:
     result = runner.invoke(app, ["simulate", Q5, "--parallelism", "bids_per_auction=5", "--seed", "3"])
     assert result.exit_code == 0, result.output
-    assert "bottleneck: bids_per_auction" in result.output and "oracle: 13 instances" in result.output
+    assert "bottleneck: bids_per_auction" in result.output and "oracle at this window's target: 13 instances" in result.output
+    assert "schedule's peak" not in result.output  # q5 has a constant rate: one oracle
     data = json.loads(runner.invoke(app, ["simulate", Q5, "-p", "bids_per_auction=5", "--json", "--noise", "0"]).output)
     assert data["bottlenecks"] == ["bids_per_auction"] and data["parallelism"]["bids_per_auction"] == 5
     assert data["observation"]["achieved_rate_rps"] < data["observation"]["target_rate_rps"]
@@ -119,3 +170,15 @@ def test_tune_with_ds2_imports_no_torch_nor_sklearn() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip().splitlines()[-1] == "LOADED="
+
+
+def test_simulate_shows_the_window_and_the_peak_oracle_on_a_varying_workload() -> None:
+    q8 = str(ROOT / "configs/nexmark/q8.yaml")
+    data = json.loads(runner.invoke(app, ["simulate", q8, "--json", "--noise", "0", "--rate", "400000"]).output)
+    assert data["base_rate_rps"] == 400_000 and data["peak_target_rate_rps"] == 400_000
+    assert data["observation"]["target_rate_rps"] == 200_000  # the low half of the square wave
+    assert data["oracle"]["rate_rps"] == 200_000 and data["peak_oracle"]["rate_rps"] == 400_000
+    assert data["peak_oracle"]["total"] > data["oracle"]["total"]
+    text = runner.invoke(app, ["simulate", q8]).output
+    assert "x0.5 of the base 200,000 rec/s" in " ".join(text.split())
+    assert "oracle at the schedule's peak (200,000 rec/s" in " ".join(text.split())

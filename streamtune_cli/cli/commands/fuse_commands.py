@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -42,11 +43,29 @@ def fuse(
 ) -> None:
     """Plan operator fusion: the chains, every boundary fused or not and why, and the savings per second."""
     from streamtune_cli.cli.common import console, write_json_atomic, write_text_atomic
+    from streamtune_cli.errors import UsageError
     from streamtune_cli.fusion import CostModel, FlinkOptions, plan_fusion
     from streamtune_cli.report.fusion_report import fusion_json, fusion_markdown, fusion_renderables
     from streamtune_cli.spec import dump_spec, load_spec
 
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise UsageError(f"--rate must be positive and finite (records/s), got {rate:g}")
+    prices = {
+        "--serde-us-per-record": serde_us_per_record,
+        "--serde-us-per-byte": serde_us_per_byte,
+        "--copy-us-per-record": copy_us_per_record,
+        "--copy-us-per-byte": copy_us_per_byte,
+        "--hop-latency-ms": hop_latency_ms,
+    }
+    for option, value in prices.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"cost model values must be >= 0 and finite: {option} is {value:g}")
     spec = load_spec(file, check_sql_expressions=not no_sql)
+    if rate is None and spec.workload.schedule.kind == "trace":
+        # The planner does not read trace files; size for the trace's peak, as `tune` does.
+        from streamtune_cli.executors.schedules import schedule_peak_factor
+
+        rate = spec.workload.rate_rps * schedule_peak_factor(spec.workload.schedule, Path(file).resolve().parent)
     model = CostModel(
         serde_us_per_record=serde_us_per_record,
         serde_us_per_byte=serde_us_per_byte,

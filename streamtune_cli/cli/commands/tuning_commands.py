@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 ORDER = 30
+
+# Flink's upper bound on max parallelism (spec.models.MAX_PARALLELISM_BOUND; not imported, to keep start-up light).
+MAX_PARALLELISM = 32768
+# Beyond this the sim's 3-sigma noise factor can reach 0 and a metric vanishes (the bench suite's bound too).
+MAX_NOISE = 0.5
+_RATE_HELP = (
+    "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate); "
+    "a square wave with low_factor 0.5 asks for half of it in its low half."
+)
 
 # Executors the CLI knows by name; only these are implemented so far.
 AVAILABLE_EXECUTORS = ("sim",)
@@ -44,15 +54,39 @@ def _fmt_compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _step_line(step: Any) -> str:
+def _check_rate(rate: Optional[float]) -> None:
+    from streamtune_cli.errors import UsageError
+
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise UsageError(f"--rate must be positive and finite (records/s), got {rate:g}")
+
+
+def _check_noise(noise: float) -> None:
+    from streamtune_cli.errors import UsageError
+
+    # The option's range check already refuses these on the command line; this guards direct calls.
+    if not (math.isfinite(noise) and 0 <= noise <= MAX_NOISE):
+        raise UsageError(f"--noise must be a number between 0 and {MAX_NOISE:g}, got {noise:g}")
+
+
+def _step_line(step: Any, base_rate_rps: float) -> str:
     obs = step.observation
     share = obs.achieved_rate_rps / obs.target_rate_rps if obs.target_rate_rps else 0.0
     state = "[red]backpressured[/red]" if obs.backpressured else "[green]keeps up[/green]"
     total = sum(step.parallelism.values())
     proposed = sum(step.decision.parallelism.values()) if step.decision else total
+    factor = obs.target_rate_rps / base_rate_rps
     return (
-        f"step {step.step}: {total} instances, {_fmt_rate(obs.achieved_rate_rps)}/{_fmt_rate(obs.target_rate_rps)} rec/s "
-        f"({share:.0%}) {state} -> {proposed} instances"
+        f"step {step.step} (t={obs.t_s:,.0f} s, target x{factor:.3g} of base): {total} instances, "
+        f"{_fmt_rate(obs.achieved_rate_rps)}/{_fmt_rate(obs.target_rate_rps)} rec/s ({share:.0%}) {state} "
+        f"-> {proposed} instances"
+    )
+
+
+def _rates_line(base_rate_rps: float, peak_rps: float, last_target_rps: float) -> str:
+    return (
+        f"rates: base {_fmt_rate(base_rate_rps)} rec/s (x the schedule); peak target {_fmt_rate(peak_rps)} rec/s "
+        f"(x{peak_rps / base_rate_rps:.3g}); last window's target {_fmt_rate(last_target_rps)} rec/s"
     )
 
 
@@ -62,18 +96,22 @@ def tune(
         "sim", "--executor", "-e", help="Where the job runs: sim (analytic model); local and flink are planned."
     ),
     tuner: str = typer.Option("ds2", "--tuner", "-t", help="ds2, conttune or autoscaler."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the executor's measurement noise (same seed, same trace)."),
-    rate: Optional[float] = typer.Option(
-        None, "--rate", help="Target source rate in records/s (default: the spec's workload rate)."
-    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the executor's measurement noise (same seed, same trace)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help=_RATE_HELP),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
     max_parallelism: Optional[int] = typer.Option(
-        None, "--max-parallelism", min=1, help="Cap for every operator (default: each operator's max_parallelism)."
+        None,
+        "--max-parallelism",
+        min=1,
+        max=MAX_PARALLELISM,
+        help="Cap for every operator, never above its own max_parallelism (default: each operator's max_parallelism).",
     ),
     max_change: Optional[float] = typer.Option(
-        None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1)."
+        None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1, finite)."
     ),
-    noise: float = typer.Option(0.02, "--noise", min=0.0, help="Relative measurement noise of the sim (0 = exact)."),
+    noise: float = typer.Option(
+        0.02, "--noise", min=0.0, max=MAX_NOISE, help="Relative measurement noise of the sim (0 = exact, at most 0.5)."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
     ),
@@ -82,14 +120,13 @@ def tune(
 ) -> None:
     """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges."""
     from streamtune_cli.cli.common import console, err_console, quiet_progress
-    from streamtune_cli.errors import UsageError
     from streamtune_cli.executors.sim import SimExecutor, spec_dir_of
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
     from streamtune_cli.tuning.tuners import make_tuner
 
     _check_executor(executor)
-    if rate is not None and rate <= 0:
-        raise UsageError(f"--rate must be > 0, got {rate:g}")
+    _check_rate(rate)
+    _check_noise(noise)
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
@@ -97,15 +134,17 @@ def tune(
     spec = _load_job(job)
     show_steps = not as_json and not quiet_progress()
     sim = SimExecutor(seed=seed, noise=noise, rate_rps=rate, spec_dir=spec_dir_of(job))
+    base_rate_rps = sim.base_rate_rps(spec)
+
     def show_step(step: Any) -> None:
-        err_console.print(_step_line(step), highlight=False)
+        err_console.print(_step_line(step, base_rate_rps), highlight=False)
 
     try:
         trace = run_tuning(spec, sim, chosen, config, seed=seed, on_step=show_step if show_steps else None)
     finally:
         sim.close()
     meta = trace.meta
-    oracle = meta["oracle"]  # at the last window's target rate, under the same parallelism cap
+    oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
     files = _write_reports(trace, report, oracle["parallelism"]) if report is not None else []
     rows = [
         {
@@ -124,6 +163,7 @@ def tune(
             "executor": trace.executor,
             "tuner": trace.tuner,
             "seed": trace.seed,
+            "base_rate_rps": base_rate_rps,
             "meta": meta,
             "operators": rows,
             "report_files": [str(f) for f in files],
@@ -134,6 +174,7 @@ def tune(
         _print_recommendation(console, trace, rows)
     else:
         _print_summary(console, trace, rows, oracle)
+    console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
     for path in files:
         console.print(f"wrote {path}")
 
@@ -178,7 +219,10 @@ def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle:
     )
     console.print(table)
     met = "[green]yes[/green]" if meta["target_met"] else "[red]no[/red]"
-    console.print(f"reconfigurations: {meta['reconfigurations']}   target met: {met}")
+    console.print(
+        f"reconfigurations: {meta['reconfigurations']}   target met at the peak "
+        f"({_fmt_rate(meta['peak_target_rate_rps'])} rec/s): {met}"
+    )
     console.print(f"backpressured windows: {meta['backpressured_windows']} of {meta['steps']}")
     console.print(f"stop: {meta['stop_reason']} ({meta['stop_detail']})")
     if not oracle["feasible"]:
@@ -195,9 +239,11 @@ def _write_reports(trace: Any, out_dir: Path, oracle: dict[str, int]) -> list[Pa
 def simulate(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
     parallelism: Optional[str] = typer.Option(None, "--parallelism", "-p", help="op=N,op=N (operators not named keep the spec's)."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Target source rate in records/s (default: the spec's workload rate)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the measurement noise."),
-    noise: float = typer.Option(0.02, "--noise", min=0.0, help="Relative measurement noise (0 = exact)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help=_RATE_HELP),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the measurement noise."),
+    noise: float = typer.Option(
+        0.02, "--noise", min=0.0, max=MAX_NOISE, help="Relative measurement noise (0 = exact, at most 0.5)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """What-if: one simulated window at a chosen parallelism, its bottleneck(s), and the oracle for comparison."""
@@ -206,6 +252,8 @@ def simulate(
     from streamtune_cli.tuning.parallelism import parse_parallelism
     from streamtune_cli.tuning.whatif import what_if
 
+    _check_rate(rate)
+    _check_noise(noise)
     chosen = parse_parallelism(parallelism) if parallelism is not None else {}
     spec = _load_job(job)
     result = what_if(spec, chosen, rate_rps=rate, seed=seed, noise=noise, spec_dir=spec_dir_of(job))
@@ -245,7 +293,11 @@ def _print_what_if(console: Any, spec: Any, result: Any) -> None:
         )
     console.print(table)
     share = obs.achieved_rate_rps / obs.target_rate_rps
-    console.print(f"target {_fmt_rate(obs.target_rate_rps)} rec/s, achieved {_fmt_rate(obs.achieved_rate_rps)} rec/s ({share:.1%})")
+    console.print(
+        f"target {_fmt_rate(obs.target_rate_rps)} rec/s (x{obs.target_rate_rps / result.base_rate_rps:.3g} of the base "
+        f"{_fmt_rate(result.base_rate_rps)} rec/s at t={obs.t_s - obs.window_s / 2:,.0f} s), "
+        f"achieved {_fmt_rate(obs.achieved_rate_rps)} rec/s ({share:.1%})"
+    )
     if result.bottlenecks:
         console.print(
             f"bottleneck: [bold]{', '.join(result.bottlenecks)}[/bold] (saturated, most downstream; "
@@ -255,8 +307,15 @@ def _print_what_if(console: Any, spec: Any, result: Any) -> None:
         console.print(f"no bottleneck: every operator keeps up (tightest capacity / demand = {result.headroom:.2f})")
     oracle = result.oracle
     console.print(
-        f"oracle: {oracle.total} instances ({sum(result.parallelism.values())} deployed); {oracle.reason}"
+        f"oracle at this window's target: {oracle.total} instances ({sum(result.parallelism.values())} deployed); "
+        f"{oracle.reason}"
     )
+    peak = result.peak_oracle
+    if peak is not oracle:
+        console.print(
+            f"oracle at the schedule's peak ({_fmt_rate(result.peak_target_rate_rps)} rec/s, what `tune` and `fuse` "
+            f"size for): {peak.total} instances; {peak.reason}"
+        )
 
 
 def register(app: typer.Typer) -> None:

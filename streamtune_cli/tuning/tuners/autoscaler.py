@@ -11,8 +11,13 @@ import math
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import Partitioning
-from streamtune_cli.tuning.tuners.base import target_input_rates
+from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, Partitioning
+from streamtune_cli.tuning.tuners.base import (
+    bool_option,
+    int_option,
+    number_option,
+    target_input_rates,
+)
 
 __all__ = ["AutoscalerTuner", "align_to_key_groups"]
 
@@ -63,19 +68,17 @@ class AutoscalerTuner:
         vertex_max_parallelism: int = 200,
         align_key_groups: bool = True,
     ):
-        if not 0 < target_utilization <= 1:
-            raise ValueError("target_utilization must be in (0, 1]")
-        if not 0 <= max_scale_down_factor <= 1:
-            raise ValueError("max_scale_down_factor must be in [0, 1]")
-        self.target_utilization = target_utilization
-        self.utilization_boundary = utilization_boundary
-        self.max_scale_down_factor = max_scale_down_factor
-        self.max_scale_up_factor = max_scale_up_factor
-        self.catch_up_s = catch_up_s
-        self.restart_s = restart_s
-        self.backlog_threshold_s = backlog_threshold_s
-        self.vertex_max_parallelism = vertex_max_parallelism
-        self.align_key_groups = align_key_groups
+        self.target_utilization = number_option("target_utilization", target_utilization, low=0.0, low_open=True, high=1.0)
+        self.utilization_boundary = number_option("utilization_boundary", utilization_boundary, low=0.0, high=1.0)
+        self.max_scale_down_factor = number_option("max_scale_down_factor", max_scale_down_factor, low=0.0, high=1.0)
+        self.max_scale_up_factor = number_option("max_scale_up_factor", max_scale_up_factor, low=0.0)
+        self.catch_up_s = number_option("catch_up_s", catch_up_s, low=0.0)
+        self.restart_s = None if restart_s is None else number_option("restart_s", restart_s, low=0.0)
+        self.backlog_threshold_s = number_option("backlog_threshold_s", backlog_threshold_s, low=0.0)
+        self.vertex_max_parallelism = int_option(
+            "vertex_max_parallelism", vertex_max_parallelism, low=1, high=MAX_PARALLELISM_BOUND
+        )
+        self.align_key_groups = bool_option("align_key_groups", align_key_groups)
 
     def _capacity(
         self, target_rps: float, catch_up_rps: float, utilization: float, restart_s: float, with_restart: bool

@@ -9,7 +9,17 @@ from streamtune_cli.executors.base import Decision, Observation, Parallelism, Tr
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import Partitioning
 
-__all__ = ["Tuner", "target_input_rates", "output_ratio", "ceil_instances", "unchanged"]
+__all__ = [
+    "Tuner",
+    "target_input_rates",
+    "output_ratio",
+    "ceil_instances",
+    "unchanged",
+    "OptionError",
+    "number_option",
+    "int_option",
+    "bool_option",
+]
 
 # Relative slack before rounding up, so a ratio like 2.0000000001 (float round-off) means 2 instances.
 _CEIL_SLACK = 1e-9
@@ -25,6 +35,47 @@ class Tuner(Protocol):
         self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
     ) -> Decision:
         """`graph` is the job as deployed, `history` the steps before this observation (oldest first)."""
+
+
+class OptionError(ValueError):
+    """A tuner option with a value the tuner cannot use; `option` names it (for file:line:col in suites)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.detail = message
+
+
+def number_option(
+    option: str, value: object, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
+    """A finite real option in [low, high] ((low, high] when low_open); ints are accepted, bools are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(option, f"expected a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise OptionError(option, f"expected a finite number, got {value!r}")
+    if low is not None and (number <= low if low_open else number < low):
+        raise OptionError(option, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+    if high is not None and number > high:
+        raise OptionError(option, f"must be <= {high:g}, got {value!r}")
+    return number
+
+
+def int_option(option: str, value: object, *, low: int, high: int | None = None) -> int:
+    """An integer option in [low, high]; floats (even 2.0) and bools are not integers here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(option, f"expected an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise OptionError(option, f"must be {bounds}, got {value!r}")
+    return value
+
+
+def bool_option(option: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(option, f"expected true or false, got {value!r}")
+    return value
 
 
 def output_ratio(observation: Observation, op_id: str) -> float:

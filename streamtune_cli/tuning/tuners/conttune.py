@@ -15,7 +15,14 @@ import numpy as np
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.tuning.tuners.base import target_input_rates, unchanged
+from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND
+from streamtune_cli.tuning.tuners.base import (
+    bool_option,
+    int_option,
+    number_option,
+    target_input_rates,
+    unchanged,
+)
 from streamtune_cli.tuning.tuners.ds2 import ds2_parallelism
 
 __all__ = ["ContTuneTuner", "processing_ability_points"]
@@ -44,12 +51,10 @@ class ContTuneTuner:
     name = "conttune"
 
     def __init__(self, *, k: float = 1.96, max_distance: int = 2, optimize_kernel: bool = False, seed: int = 0):
-        if k < 0 or max_distance < 0:
-            raise ValueError("k and max_distance must be >= 0")
-        self.k = k
-        self.max_distance = max_distance
-        self.optimize_kernel = optimize_kernel
-        self.seed = seed
+        self.k = number_option("k", k, low=0.0)
+        self.max_distance = int_option("max_distance", max_distance, low=0, high=MAX_PARALLELISM_BOUND)
+        self.optimize_kernel = bool_option("optimize_kernel", optimize_kernel)
+        self.seed = int_option("seed", seed, low=0, high=2**32 - 1)
 
     def propose(
         self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]

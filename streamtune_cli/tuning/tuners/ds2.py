@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.tuning.tuners.base import ceil_instances, target_input_rates
+from streamtune_cli.tuning.tuners.base import (
+    ceil_instances,
+    number_option,
+    target_input_rates,
+)
 
 __all__ = ["DS2Tuner", "ds2_parallelism"]
 
@@ -52,9 +56,7 @@ class DS2Tuner:
     name = "ds2"
 
     def __init__(self, *, overprovision: float = 0.0):
-        if overprovision < 0:
-            raise ValueError("overprovision must be >= 0")
-        self.overprovision = overprovision
+        self.overprovision = number_option("overprovision", overprovision, low=0.0)
 
     def propose(
         self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
