@@ -68,7 +68,6 @@ def _key_instance(keys: int, p: int) -> "np.ndarray":
     return (hashed % np.uint64(p)).astype(np.int64)
 
 
-@lru_cache(maxsize=4096)
 def key_shares(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
     """Fraction of records each of p instances receives when keys ~ Zipf(zipf_s) are hashed to them."""
     if p <= 1:
@@ -81,14 +80,21 @@ def key_shares(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
     return tuple(float(x) for x in np.bincount(_key_instance(keys, p), weights=weights, minlength=p))
 
 
+@lru_cache(maxsize=4096)
+def _share_extremes(zipf_s: float, keys: int, p: int) -> tuple[float, float]:
+    # Cached as two floats per entry: caching all p shares could take gigabytes at p near 32768.
+    shares = key_shares(zipf_s, keys, p)
+    return max(shares), min(shares)
+
+
 def max_key_share(zipf_s: float, keys: int, p: int) -> float:
     """Largest share any instance gets; never below the even split 1/p (hashing only makes it hotter)."""
-    return max(max(key_shares(zipf_s, keys, p)), 1.0 / p)
+    return max(_share_extremes(zipf_s, keys, p)[0], 1.0 / p)
 
 
 def min_key_share(zipf_s: float, keys: int, p: int) -> float:
     """Smallest share any instance gets (0 when some instance receives no key); never above 1/p."""
-    return min(min(key_shares(zipf_s, keys, p)), 1.0 / p)
+    return min(_share_extremes(zipf_s, keys, p)[1], 1.0 / p)
 
 
 def is_skewed(graph: JobGraph, op_id: str) -> bool:

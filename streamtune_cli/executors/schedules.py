@@ -10,9 +10,6 @@ from typing import Callable
 from streamtune_cli.errors import Location, Problem, SpecError
 from streamtune_cli.spec.models import (
     Schedule,
-    SineSchedule,
-    SquareSchedule,
-    StepSchedule,
     TraceSchedule,
 )
 
@@ -107,16 +104,7 @@ def schedule_peak_factor(schedule: Schedule, spec_dir: str | Path | None = None)
     """
     if isinstance(schedule, TraceSchedule):
         return load_rate_trace(_trace_path(schedule, spec_dir)).peak_factor
-    if isinstance(schedule, StepSchedule):
-        factors = [step.factor for step in schedule.steps]
-        if schedule.steps[0].at_s > 0:
-            factors.append(1.0)
-        return max(factors)
-    if isinstance(schedule, SquareSchedule):
-        return max(schedule.low_factor, schedule.high_factor)
-    if isinstance(schedule, SineSchedule):
-        return 1.0 + schedule.amplitude
-    return 1.0
+    return schedule.peak_factor()
 
 
 def _trace_path(schedule: TraceSchedule, spec_dir: str | Path | None) -> Path:

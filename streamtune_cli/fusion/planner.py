@@ -44,19 +44,10 @@ EdgeKey = tuple[str, str]
 
 
 def peak_rate_factor(spec: JobSpec) -> float:
-    """The highest factor the workload's schedule reaches (a trace file counts as 1: it is not read here)."""
+    """The highest factor the workload's schedule reaches; a trace file counts as 1 here (the planner
+    reads no files; `streamtune fuse` passes the trace's peak rate explicitly)."""
     schedule = spec.workload.schedule
-    kind = schedule.kind
-    if kind == "step":
-        factors = [step.factor for step in schedule.steps]  # type: ignore[union-attr]
-        if schedule.steps[0].at_s > 0:  # type: ignore[union-attr]
-            factors.append(1.0)
-        return max(factors)
-    if kind == "square":
-        return max(schedule.low_factor, schedule.high_factor)  # type: ignore[union-attr]
-    if kind == "sine":
-        return 1.0 + schedule.amplitude  # type: ignore[union-attr]
-    return 1.0
+    return 1.0 if schedule.kind == "trace" else schedule.peak_factor()
 
 
 def fmt_bytes_per_s(value: float) -> str:

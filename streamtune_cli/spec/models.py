@@ -243,6 +243,9 @@ class ConstantSchedule(_Strict):
     def factor_at(self, t_s: float) -> float:
         return 1.0
 
+    def peak_factor(self) -> float:
+        return 1.0
+
 
 class RateStep(_Strict):
     at_s: Annotated[float, Field(ge=0)]
@@ -267,6 +270,11 @@ class StepSchedule(_Strict):
                 factor = step.factor
         return factor
 
+    def peak_factor(self) -> float:
+        # Before the first step the factor is 1, so 1 counts when the first step starts later.
+        factors = [step.factor for step in self.steps]
+        return max(factors + ([1.0] if self.steps[0].at_s > 0 else []))
+
 
 class SquareSchedule(_Strict):
     """Nexmark's default rate shape: alternate between a low and a high factor every half period."""
@@ -279,6 +287,9 @@ class SquareSchedule(_Strict):
     def factor_at(self, t_s: float) -> float:
         return self.low_factor if (t_s % self.period_s) < self.period_s / 2 else self.high_factor
 
+    def peak_factor(self) -> float:
+        return max(self.low_factor, self.high_factor)
+
 
 class SineSchedule(_Strict):
     kind: Literal["sine"]
@@ -289,6 +300,9 @@ class SineSchedule(_Strict):
         import math
 
         return 1.0 + self.amplitude * math.sin(2 * math.pi * t_s / self.period_s)
+
+    def peak_factor(self) -> float:
+        return 1.0 + self.amplitude
 
 
 class TraceSchedule(_Strict):
