@@ -57,7 +57,4 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    if argv is None:
-        argv = sys.argv[1:]
-    debug_state["on"] = "--debug" in argv
-    app(args=argv, prog_name="streamtune")
+    app(args=sys.argv[1:] if argv is None else argv, prog_name="streamtune")

@@ -149,7 +149,7 @@ def _graph_problems(spec: JobSpec) -> list[tuple[tuple[Any, ...], str]]:
     if not sinks:
         problems.append((("operators",), "the job has no sink operator"))
     for i, op in enumerate(spec.operators):
-        if op.id not in inputs or index_of.get(op.id) != i:
+        if index_of[op.id] != i:  # a duplicate id: already reported above
             continue
         n_in, n_out = len(inputs[op.id]), len(outputs[op.id])
         if op.kind == OperatorKind.source and n_in:
