@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Location", "Problem", "StreamtuneError", "SpecError", "UsageError"]
+__all__ = ["Location", "Problem", "StreamtuneError", "SpecError", "UsageError", "ExecutorError", "EXIT_EXECUTOR"]
+
+# An executor (a cluster, a local engine) failed or refused: not the user's input, not a bug of ours.
+EXIT_EXECUTOR = 4
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,17 @@ class SpecError(StreamtuneError):
 
 class UsageError(StreamtuneError):
     """A command was called with arguments that cannot work together."""
+
+
+class ExecutorError(StreamtuneError):
+    """An executor could not do what was asked (a cluster answered 503, a job failed, observe before deploy).
+
+    One clear line naming the executor; exit code 4 (EXIT_EXECUTOR), distinct from bad input (2) and bugs (3).
+    """
+
+    exit_code = EXIT_EXECUTOR
+
+    def __init__(self, executor: str, message: str):
+        super().__init__(f"executor {executor!r}: {message}")
+        self.executor = executor
+        self.detail = message

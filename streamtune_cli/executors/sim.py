@@ -21,7 +21,7 @@ from streamtune_cli.capacity import (
     min_key_share,
     usl_rate,
 )
-from streamtune_cli.errors import UsageError
+from streamtune_cli.errors import ExecutorError, UsageError
 from streamtune_cli.executors.base import Observation, OperatorMetrics, Parallelism
 from streamtune_cli.executors.schedules import (
     rate_factor_function,
@@ -245,7 +245,7 @@ class SimExecutor:
 
     def observe(self) -> Observation:
         if self.deployment is None:
-            raise RuntimeError("SimExecutor.observe() called before deploy()")
+            raise ExecutorError(self.name, "observe() called before deploy(): nothing is running")
         deployment = self.deployment
         window_start = self.clock_s + self.warmup_s
         window_end = window_start + self.window_s
@@ -266,7 +266,14 @@ class SimExecutor:
         return self._measure(state, deployment, window_end)
 
     def close(self) -> None:
+        """Forget the deployment; safe to call more than once."""
         self.deployment = None
+
+    def __enter__(self) -> "SimExecutor":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- helpers -----------------------------------------------------------------------------------
 
