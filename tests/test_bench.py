@@ -49,12 +49,16 @@ edges:
 # ---- aggregation math on hand-made rows ---------------------------------------------------------------
 
 
-def _row(tuner, *, feasible=True, reconf=1, final=10, oracle=8, bp=0, met=True, conv=True, seed=0, job="j", regime="linear"):
+def _row(tuner, *, feasible=True, reconf=1, final=10, oracle=8, bp=0, met=True, conv=True, seed=0, job="j",
+         regime="linear", truly=None, lag=0.0, drain_s=0.0, failure=None):
     return {
         "job": job, "job_file": f"{job}.yaml", "rate_factor": 1.0, "rate_rps": 100.0, "regime": regime,
-        "seed": seed, "tuner": tuner, "feasible": feasible, "oracle_total": oracle if feasible else None,
+        "seed": seed, "tuner": tuner, "level": None, "feasible": feasible, "oracle_total": oracle if feasible else None,
         "final_total": final, "ratio_to_oracle": final / oracle if feasible else None,
         "reconfigurations": reconf, "converged": conv, "target_met": met, "backpressured_windows": bp,
+        "truly_keeps_up": met if truly is None else truly, "final_lag_records": lag, "drain_s": drain_s,
+        "drained": drain_s is not None and drain_s <= 600, "failure": failure if failure or conv else "unconverged",
+        "stop_reason": "converged" if conv else "max_steps",
     }
 
 
@@ -77,6 +81,7 @@ def test_aggregate_hand_rows():
     assert ds2["backpressured_windows_mean"] == pytest.approx(4 / 3)
     assert ds2["target_met_fraction"] == pytest.approx(2 / 3)
     assert ds2["converged_fraction"] == pytest.approx(2 / 3)
+    assert ds2["failed_runs"] == 1  # the unconverged feasible run; the infeasible one is listed elsewhere
     assert agg["conttune"]["ratio_to_oracle_mean"] == pytest.approx(2.0)
     assert agg["conttune"]["converged_fraction"] == 0.0
     # the oracle row: one entry per feasible case, whichever tuner ran it
@@ -127,6 +132,7 @@ def test_aggregate_matches_statistics(rows):
         assert a["reconfigurations_mean"] == pytest.approx(statistics.fmean(r["reconfigurations"] for r in ok))
         assert a["target_met_fraction"] == pytest.approx(sum(r["target_met"] for r in ok) / len(ok))
         assert 0.0 <= a["converged_fraction"] <= 1.0
+        assert a["failed_runs"] == sum(1 for r in ok if r["failure"] is not None)
 
 
 # ---- regimes and workloads ----------------------------------------------------------------------------
@@ -166,11 +172,20 @@ def test_scale_workload():
 
 
 def test_shipped_suites_validate():
-    for name in ("quick", "full"):
+    for name in ("quick", "full", "continuous"):
         suite = BenchSuite.model_validate(__import__("yaml").safe_load((ROOT / f"configs/bench/{name}.yaml").read_text()))
         for job in suite.jobs:
             load_spec(ROOT / "configs/bench" / job)
-        assert [r.name for r in suite.regimes] == ["linear", "sublinear", "skewed"]
+        # Every shipped suite also runs each job as it declares itself (its own scaling and skew).
+        assert "declared" in [r.name for r in suite.regimes]
+    continuous = BenchSuite.model_validate(__import__("yaml").safe_load((ROOT / "configs/bench/continuous.yaml").read_text()))
+    assert continuous.protocol == "continuous" and len(continuous.rate_levels) == 10  # ContTune's protocol
+
+
+def test_declared_regime_keeps_the_jobs_skew_and_scaling():
+    spec = load_spec_text(TINY_JOB)
+    declared = apply_regime(spec, Regime.model_validate("declared"))
+    assert declared == spec
 
 
 # ---- CLI ----------------------------------------------------------------------------------------------
@@ -226,7 +241,13 @@ BAD_SUITE_HEAD = "name: s\njobs: [j.yaml]\nregimes: [linear]\n"
         ("tuners: [ds2]\nseeds: [-1]\n", "5:9", "greater than or equal to 0"),
         ("tuners: [ds2]\nmax_parallelism: 100000\n", "5:1", "less than or equal to 32768"),
         ("tuners: [ds2]\nrate_factors: [.inf]\n", "5:16", "finite"),
-        ("tuners: [ds2]\nnoise: .nan\n", "5:1", "finite"),
+        ("tuners: [ds2]\nnoise: 0.1\n", "5:1", "unknown field 'noise'"),
+        ("tuners: [ds2]\nexecutor_options: {noise: .nan}\n", "5:20", "noise"),
+        ("tuners: [ds2]\nexecutor_options: {bogus: 1}\n", "5:20", "bogus"),
+        ("tuners: [ds2]\nexecutor_options: {seed: 3}\n", "5:20", "set by the bench"),
+        ("tuners: [ds2]\nexecutor: nosuch\n", "5:1", "unknown executor 'nosuch'"),
+        ("tuners: [ds2]\nprotocol: continuous\n", "1:1", "needs rate_levels"),
+        ("tuners: [ds2]\nrate_levels: [1, 2]\n", "1:1", "only apply to protocol continuous"),
     ],
 )
 def test_bad_tuner_options_and_numbers_fail_validation_with_position(tmp_path: Path, tail: str, line_col: str, fragment: str):
@@ -314,6 +335,107 @@ def test_quick_suite_as_documented(tmp_path: Path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert set(data["aggregates"]) == {"ds2", "conttune", "autoscaler", "oracle"}
-    assert len(data["runs"]) == 4 * 2 * 3 * 2 * 3
+    assert len(data["runs"]) == 4 * 2 * 4 * 2 * 3
     for case in data["infeasible"]:
         assert all(not r["feasible"] for r in data["runs"] if (r["job"], r["rate_factor"], r["regime"]) == (case["job"], case["rate_factor"], case["regime"]))
+
+
+# ---- the fair bench: strict targets, ground truth, drain, protocols, failures ----------------------------
+
+
+def test_a_run_that_cannot_sustain_the_peak_is_never_scored_as_meeting_it():
+    # A tuner that stops one instance short of the oracle: noise can make a window look fine, the ground
+    # truth cannot. judge_run must report the run as missed, whatever the loop said.
+    from streamtune_cli.bench.runner import judge_run
+    from streamtune_cli.executors.sim import SimExecutor
+    from streamtune_cli.tuning.loop import TuningConfig, run_tuning
+    from streamtune_cli.tuning.oracle import oracle_parallelism
+
+    spec = apply_regime(load_spec_text(TINY_JOB), Regime.model_validate("linear"))
+    spec = scale_workload(spec, 1.0)
+    oracle = oracle_parallelism(spec, spec.workload.rate_rps).parallelism
+    short = dict(oracle, keyed=oracle["keyed"] - 1)
+
+    class Fixed:
+        name = "fixed"
+
+        def propose(self, view, parallelism, observation, history):
+            from streamtune_cli.executors.base import Decision
+
+            return Decision(parallelism=dict(short), converged=True)
+
+    with SimExecutor(noise=0.02, seed=1) as sim:
+        trace = run_tuning(spec, sim, Fixed(), TuningConfig(max_steps=4), initial_parallelism=short)
+        verdict = judge_run(trace, spec, spec.workload.rate_rps, sim.lag_records, 600.0)
+    assert not verdict["truly_keeps_up"] and not verdict["converged"]
+    assert verdict["failure"] in ("missed", "stalled")
+    assert verdict["drain_s"] is None  # no spare capacity: the lag never drains
+
+
+def test_drain_time_is_lag_over_spare_capacity_at_the_peak():
+    from streamtune_cli.bench.runner import ground_truth
+    from streamtune_cli.executors.sim import SimDeployment
+
+    spec = apply_regime(load_spec_text(TINY_JOB), Regime.model_validate("linear"))
+    p = {"src": 1, "keyed": 4, "out": 1}
+    max_rps = SimDeployment(spec, p).max_ingest_rps
+    assert max_rps == pytest.approx(4 * 1e6 / 150)  # keyed is the tightest at 4 instances
+    truth = ground_truth(spec, p, 20_000, 1_000_000)
+    assert truth["truly_keeps_up"] and truth["drain_s"] == pytest.approx(1_000_000 / (max_rps - 20_000))
+    assert ground_truth(spec, p, 20_000, 0.0)["drain_s"] == 0.0
+    assert ground_truth(spec, p, 30_000, 5.0) == {"truly_keeps_up": False, "peak_headroom": pytest.approx(max_rps / 30_000), "drain_s": None}
+
+
+def test_slow_drain_is_a_failure_even_when_the_loop_converged(tmp_path: Path):
+    # The same suite with an impossible drain bound: every run that converged in the loop but left lag
+    # behind is a slow_drain failure, and none is counted as converged.
+    suite = _tiny_suite(tmp_path, regimes=["linear"], drain_bound_s=1e-6, max_steps=8)
+    out = tmp_path / "b.json"
+    assert runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out)]).exit_code == 0
+    data = json.loads(out.read_text())
+    row = data["runs"][0]
+    assert row["stop_reason"] == "converged" and row["final_lag_records"] > 0
+    assert row["failure"] == "slow_drain" and not row["converged"]
+    assert data["failures"]["ds2"][0]["failure"] == "slow_drain"
+    assert "## Failures by job" in bench_markdown(data) and "slow_drain" in bench_markdown(data)
+
+
+def test_continuous_protocol_carries_deployment_and_tuner_over(tmp_path: Path):
+    suite = _tiny_suite(tmp_path, regimes=["linear"], tuners=["ds2", "conttune"], max_steps=8)
+    body = json.loads(suite.read_text())
+    body.pop("rate_factors")
+    body.update(protocol="continuous", rate_levels=[1.0, 2.0, 0.5])
+    suite.write_text(json.dumps(body))
+    out = tmp_path / "b.json"
+    result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    for tuner in ("ds2", "conttune"):
+        rows = [r for r in data["runs"] if r["tuner"] == tuner]
+        assert [r["level"] for r in rows] == [0, 1, 2]
+        assert [r["rate_factor"] for r in rows] == [1.0, 2.0, 0.5]
+        # Each level starts where the previous one ended (no reset to p = 1).
+        for before, after in zip(rows, rows[1:]):
+            assert after["initial_total"] == before["final_total"]
+        assert rows[0]["initial_total"] == 3
+    # Levels are cases of their own: the oracle differs with the rate.
+    ds2 = [r for r in data["runs"] if r["tuner"] == "ds2"]
+    assert ds2[1]["oracle_total"] > ds2[0]["oracle_total"] > ds2[2]["oracle_total"]
+
+
+def test_catch_up_load_is_what_an_over_provisioned_tuner_is_paid_for():
+    # After a restart the sim's sources read their backlog as fast as the DAG allows: a deployment with
+    # headroom drains it, one at exactly the oracle does not. Without catch-up both would look alike.
+    from streamtune_cli.executors.sim import SimExecutor
+
+    spec = scale_workload(apply_regime(load_spec_text(TINY_JOB), Regime.model_validate("linear")), 1.0)
+    lags = {}
+    for name, keyed in (("tight", 3), ("roomy", 5)):  # keyed needs 20k x 150 us = 3 instances
+        with SimExecutor(noise=0.0, warmup_s=0.0) as sim:
+            sim.deploy(spec, {"src": 1, "keyed": keyed, "out": 1})
+            sim.deploy(spec, {"src": 1, "keyed": keyed, "out": 1})  # a restart: 10 s of input waits
+            obs = sim.observe()
+            lags[name] = obs.lag_records
+            if name == "roomy":
+                assert obs.operators["keyed"].input_rate_rps > 20_000  # the backlog is real load
+    assert lags["roomy"] == 0.0 and lags["tight"] > 0

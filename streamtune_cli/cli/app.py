@@ -38,7 +38,7 @@ def _root(
 ) -> None:
     """streamtune: fusion analysis and history-driven parallelism tuning for streaming jobs.
 
-    Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 3 internal error.
+    Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 3 internal error, 4 an executor failed.
     """
     debug_state["on"] = debug
 

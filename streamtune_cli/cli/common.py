@@ -14,7 +14,7 @@ from rich.console import Console
 
 import typer
 
-from streamtune_cli.errors import Location, Problem, SpecError, StreamtuneError
+from streamtune_cli.errors import EXIT_EXECUTOR, Location, Problem, SpecError, StreamtuneError
 from streamtune_cli.io import write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_CHECK_FAILED",
     "EXIT_BAD_INPUT",
     "EXIT_INTERNAL",
+    "EXIT_EXECUTOR",
     "debug_state",
     "add_command",
     "console",
@@ -37,6 +38,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+# EXIT_EXECUTOR = 4 (errors.py): an executor failed; ExecutorError carries it as its exit_code.
 
 # Rich assumes 80 columns when output is not a terminal; CI logs read better with long lines unfolded.
 _LOG_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
@@ -53,7 +55,9 @@ def _is_cli_control(exc: BaseException) -> bool:
 
 
 def add_command(app: typer.Typer, func: Callable[..., Any], name: str | None = None, **kwargs: Any) -> None:
-    """Register `func` as a command whose user errors print one line on stderr and exit 2.
+    """Register `func` as a command whose errors print one line on stderr and exit with the error's code.
+
+    That is 2 for bad input or usage and EXIT_EXECUTOR (4) when an executor failed (ExecutorError).
 
     Tracebacks appear only with --debug. Anything else that escapes is a bug of ours: it is reported
     as such with exit 3, still without a wall of text.

@@ -51,7 +51,7 @@ class Observation(_Model):
     t_s: _Amount = Field(description="end of the window, seconds since the first deployment")
     window_s: Annotated[float, Field(gt=0)]
     target_rate_rps: _Amount = Field(description="what the sources are asked to ingest (all sources together)")
-    achieved_rate_rps: _Amount = Field(description="what the sources did ingest")
+    achieved_rate_rps: _Amount = Field(description="what the sources did ingest (above the target while reading backlog)")
     lag_records: _Amount = Field(description="records waiting at the sources at the end of the window")
     latency_ms: _Amount | None = None
     operators: dict[str, OperatorMetrics] = Field(min_length=1)
@@ -64,9 +64,16 @@ class Observation(_Model):
         return self
 
     @property
+    def keeps_up(self) -> bool:
+        """The sources ingested the whole target in this window (definitions.keeps_up: strict)."""
+        from streamtune_cli.definitions import keeps_up
+
+        return keeps_up(self.achieved_rate_rps, self.target_rate_rps)
+
+    @property
     def backpressured(self) -> bool:
-        """The job did not keep up in this window (sources throttled below target)."""
-        return self.achieved_rate_rps < 0.98 * self.target_rate_rps
+        """The job did not keep up in this window (sources throttled below the target)."""
+        return not self.keeps_up
 
 
 class Decision(_Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -21,12 +22,10 @@ from streamtune_cli.capacity import (
     min_key_share,
     usl_rate,
 )
+from streamtune_cli.definitions import RATE_TOLERANCE, bottleneck_set, keeps_up, peak_target_rate_rps
 from streamtune_cli.errors import ExecutorError, UsageError
 from streamtune_cli.executors.base import Observation, OperatorMetrics, Parallelism
-from streamtune_cli.executors.schedules import (
-    rate_factor_function,
-    schedule_peak_factor,
-)
+from streamtune_cli.executors.schedules import rate_factor_function
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec, OperatorKind
 from streamtune_cli.spec.parallelism import complete_parallelism, retarget_parallelism
@@ -45,9 +44,9 @@ class SteadyState:
 
     target_rate_rps: float
     source_target_rps: dict[str, float]
-    throttle: float = field(metadata={"doc": "x in (0, 1]: the share of the target every source ingests"})
-    achieved_rate_rps: float
-    headroom: float = field(metadata={"doc": "min over operators of capacity / unthrottled demand"})
+    throttle: float = field(metadata={"doc": "x in (0, 1]: the share of what is offered that every source ingests"})
+    achieved_rate_rps: float = field(metadata={"doc": "what the sources ingest: above the target while catching up"})
+    headroom: float = field(metadata={"doc": "min over operators of capacity / demand at the target alone"})
     demand_rps: dict[str, float]
     processed_rps: dict[str, float]
     output_rps: dict[str, float]
@@ -63,12 +62,18 @@ class SteadyState:
     blocked: tuple[str, ...] = field(
         metadata={"doc": "operators upstream of a saturated operator, and every source while throttled"}
     )
-    bottlenecks: tuple[str, ...] = field(metadata={"doc": "saturated operators with no saturated operator downstream"})
+    bottlenecks: tuple[str, ...] = field(metadata={"doc": "definitions.bottleneck_set over saturated and blocked"})
+    catch_up_rps: float = field(default=0.0, metadata={"doc": "backlog records/s read on top of the target"})
+
+    @property
+    def keeps_up(self) -> bool:
+        """Noise-free: the deployment sustains this target rate without building lag."""
+        return self.headroom >= 1.0 - RATE_TOLERANCE
 
     @property
     def spare_rate_rps(self) -> float:
         """Extra records/s the job could ingest beyond the target (drains lag); 0 when throttled."""
-        return max(0.0, self.headroom - 1.0) * self.target_rate_rps
+        return max(0.0, self.headroom - 1.0) * self.target_rate_rps if math.isfinite(self.headroom) else math.inf
 
 
 class SimDeployment:
@@ -106,15 +111,29 @@ class SimDeployment:
             feeds[op] = any(d in operators or feeds[d] for d in self.downstream[op])
         return {op for op, reaches in feeds.items() if reaches}
 
-    def evaluate(self, target_rate_rps: float) -> SteadyState:
-        """Steady state at a total target source rate (records/s over all sources)."""
-        demand = {op: target_rate_rps * self.unit_demand[op] for op in self.order}
+    @cached_property
+    def max_ingest_rps(self) -> float:
+        """The fastest the sources can ingest in total (all throttled together, shares kept): the total
+        source rate at which the tightest operator is exactly full."""
+        ratios = [self.capacity[op] / self.unit_demand[op] for op in self.order if self.unit_demand[op] > 0]
+        return min(ratios) if ratios else float("inf")
+
+    def evaluate(self, target_rate_rps: float, catch_up_rps: float = 0.0) -> SteadyState:
+        """Steady state at a total target source rate (records/s over all sources).
+
+        `catch_up_rps` is what the sources read from their backlog on top of the target (catch-up after a
+        restart or throttling): operators see it as extra input, as they would on a real cluster.
+        """
+        offered = target_rate_rps + max(0.0, catch_up_rps)
+        demand = {op: offered * self.unit_demand[op] for op in self.order}
         # Backpressure travels upstream to every source, and all sources are throttled by the same factor
         # (a slow two-input operator such as a join blocks both of its inputs too): the largest x in
         # (0, 1] at which every operator's demand x * D_i fits its capacity.
         ratios = [self.capacity[op] / demand[op] for op in self.order if demand[op] > 0]
-        headroom = min(ratios) if ratios else float("inf")
-        throttle = min(1.0, headroom)
+        fit = min(ratios) if ratios else float("inf")
+        throttle = min(1.0, fit)
+        # Headroom is always against the target alone: >= 1 means the deployment keeps up without backlog.
+        headroom = fit * offered / target_rate_rps if target_rate_rps > 0 and math.isfinite(fit) else float("inf")
         processed = {op: throttle * demand[op] for op in self.order}
         graph = self.graph
         output = {
@@ -126,14 +145,14 @@ class SimDeployment:
             for op in self.order
             if processed[op] > 0 and processed[op] >= self.capacity[op] * (1 - _SATURATION_TOLERANCE)
         )
-        # Operators upstream of a saturated operator wait on its full input queue; a saturated operator
-        # among them is not a bottleneck (a saturated operator further down holds it back).
+        # Operators upstream of a saturated operator wait on its full input queue.
         upstream_of_saturated = self.upstream_of(set(saturated))
-        bottlenecks = tuple(op for op in saturated if op not in upstream_of_saturated)
         blocked_set = set(upstream_of_saturated)
-        if throttle < 1.0:
-            # Every source is throttled, so every source has input waiting and spends its spare time blocked.
+        if throttle < 1.0 or (catch_up_rps > 0 and saturated):
+            # Every source has input waiting (throttled, or reading backlog at full speed): its spare time
+            # is spent blocked.
             blocked_set |= set(self.sources)
+        bottlenecks = bottleneck_set(self.graph.nx, set(saturated), blocked_set)
         busy, busy_max, busy_min, bp, bp_max, idle = {}, {}, {}, {}, {}, {}
         for op in self.order:
             p = self.parallelism[op]
@@ -150,7 +169,8 @@ class SimDeployment:
             target_rate_rps=target_rate_rps,
             source_target_rps={src: target_rate_rps * share for src, share in self.rate_shares.items()},
             throttle=throttle,
-            achieved_rate_rps=throttle * target_rate_rps,
+            achieved_rate_rps=throttle * offered,
+            catch_up_rps=max(0.0, catch_up_rps),
             headroom=headroom,
             demand_rps=demand,
             processed_rps=processed,
@@ -165,7 +185,7 @@ class SimDeployment:
             idle=idle,
             saturated=saturated,
             blocked=tuple(op for op in self.order if op in blocked_set),
-            bottlenecks=bottlenecks,
+            bottlenecks=tuple(op for op in self.order if op in bottlenecks),
         )
 
     def latency_ms(self, state: SteadyState) -> float:
@@ -250,10 +270,10 @@ class SimExecutor:
         window_start = self.clock_s + self.warmup_s
         window_end = window_start + self.window_s
         target = self.target_rate_at(window_start + self.window_s / 2, deployment.spec)
-        state = deployment.evaluate(target)
-        elapsed_s = self.warmup_s + self.window_s
-        shortfall = (state.target_rate_rps - state.achieved_rate_rps) * elapsed_s
-        self.lag_records = max(0.0, self.lag_records + shortfall - state.spare_rate_rps * elapsed_s)
+        # Warm-up, then the measured window: backlog drains as fast as the DAG allows, throttling adds to it.
+        self.lag_records, _ = self._advance(deployment, target, self.lag_records, self.warmup_s)
+        self.lag_records, ingest_rps = self._advance(deployment, target, self.lag_records, self.window_s)
+        state = deployment.evaluate(target, catch_up_rps=max(0.0, ingest_rps - target))
         self.clock_s = window_end
         self.last_state = state
         if not all(math.isfinite(x) for x in (target, self.lag_records, window_end)):
@@ -275,15 +295,38 @@ class SimExecutor:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def set_base_rate(self, rate_rps: float) -> None:
+        """The offered input changes (a new rate level): no restart, the deployment and its lag carry over."""
+        if not (math.isfinite(rate_rps) and rate_rps > 0):
+            raise ValueError(f"rate_rps must be a finite number > 0, got {rate_rps}")
+        self.rate_rps = float(rate_rps)
+
     # -- helpers -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _advance(deployment: SimDeployment, target_rps: float, lag: float, duration_s: float) -> tuple[float, float]:
+        """(lag after `duration_s`, mean ingest rate over it) at a constant target.
+
+        The sources ingest at most max_ingest_rps: below the target the shortfall adds to the lag; above
+        it the spare rate reads the backlog until it is gone, then the sources ingest exactly the target.
+        """
+        if duration_s <= 0:
+            return lag, target_rps
+        full = deployment.max_ingest_rps
+        if full <= target_rps:
+            return lag + (target_rps - full) * duration_s, full
+        spare = full - target_rps
+        if lag >= spare * duration_s:
+            return lag - spare * duration_s, full
+        return 0.0, target_rps + lag / duration_s
 
     def base_rate_rps(self, job: JobSpec) -> float:
         """The rate the schedule multiplies: rate_rps when given (`--rate`), else the spec's workload rate."""
         return self.rate_rps if self.rate_rps is not None else job.workload.rate_rps
 
     def peak_target_rate_rps(self, job: JobSpec) -> float:
-        """Base rate x the schedule's peak factor (schedules.schedule_peak_factor)."""
-        return self.base_rate_rps(job) * schedule_peak_factor(job.workload.schedule, self.spec_dir)
+        """Base rate x the schedule's peak factor (definitions.peak_target_rate_rps)."""
+        return peak_target_rate_rps(self.base_rate_rps(job), job.workload.schedule, self.spec_dir)
 
     def target_rate_at(self, t_s: float, job: JobSpec) -> float:
         """Total target source rate at simulated time t_s: base rate x the schedule's factor."""
@@ -327,8 +370,9 @@ class SimExecutor:
                 true_output_rate_rps=output_rate / busy if busy > 0 else 0.0,
             )
         f_achieved, f_lag, f_latency = factors[-3:]
-        if state.throttle >= 1.0:
-            # Keeping up: the sources ingest exactly what is offered, and a counter over the window says so.
+        if keeps_up(state.achieved_rate_rps, state.target_rate_rps):
+            # Keeping up (and maybe catching up): the sources ingest at least what is offered, and a counter
+            # over the window says exactly how much.
             achieved = state.achieved_rate_rps
         else:
             achieved = min(state.target_rate_rps, state.achieved_rate_rps * f_achieved)

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from streamtune_cli.capacity import capacity_rps, demand_rps
 from streamtune_cli.executors.base import Observation
-from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.executors.registry import make_executor
 from streamtune_cli.history.records import RunsBuilder
 from streamtune_cli.history.store import HistoryStore
 from streamtune_cli.history.templates import FAMILIES, Family, draw_spec
@@ -165,9 +165,8 @@ def simulate_run(seed: int, index: int, families: Sequence[Family] = FAMILIES, *
 
     plan = list(WINDOW_PLAN)
     rng.shuffle(plan)
-    executor = SimExecutor(seed=int(rng.integers(2**31)), noise=noise)
     windows: list[Observation] = []
-    try:
+    with make_executor("sim", seed=int(rng.integers(2**31)), noise=noise) as executor:  # type: ignore[attr-defined]
         for kind in plan:
             group_p = _plan_window(kind, oracle_groups, rng)
             if kind == "over":
@@ -178,10 +177,11 @@ def simulate_run(seed: int, index: int, families: Sequence[Family] = FAMILIES, *
             low, high = _RATE_JITTER[kind.split("_")[0]]
             rate = spec.workload.rate_rps * float(rng.uniform(low, high))
             window_spec = spec.model_copy(update={"workload": Workload(rate_rps=rate)})
+            # Each window is a steady-state sample of its provisioning: the job starts afresh (close, then
+            # deploy), so no backlog from an earlier window turns into catch-up load in this one.
+            executor.close()
             executor.deploy(window_spec, parallelism)
             windows.append(executor.observe())
-    finally:
-        executor.close()
     return GeneratedRun(run_id, family.name, variant, spec, graph, seed, windows, plan, oracle_full)
 
 

@@ -10,7 +10,7 @@ import networkx as nx
 
 from streamtune_cli.history.records import labeled_graph_from_spec_json
 from streamtune_cli.history.store import HistoryStore
-from streamtune_cli.tuning.loop import TARGET_MET_RATIO
+from streamtune_cli.definitions import RATE_TOLERANCE
 
 __all__ = ["history_stats", "DagGroup", "dag_groups"]
 
@@ -32,8 +32,8 @@ def history_stats(store: HistoryStore | str | Path) -> dict[str, Any]:
         rows.group_by("run_id", "window")
         .agg(
             pl.col("bottleneck").any().alias("has_bottleneck"),
-            # Observation.backpressured: the sources ingested less than 98% of the target.
-            (pl.col("achieved_rate_rps") < TARGET_MET_RATIO * pl.col("target_rate_rps")).first().alias("throttled"),
+            # Observation.backpressured (definitions.keeps_up): the sources ingested less than the target.
+            (pl.col("achieved_rate_rps") < (1 - RATE_TOLERANCE) * pl.col("target_rate_rps")).first().alias("throttled"),
         )
         .select(pl.col("has_bottleneck").mean(), pl.col("throttled").mean())
         .collect()

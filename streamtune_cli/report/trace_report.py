@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from streamtune_cli.definitions import BACKPRESSURE_THRESHOLD, BUSY_THRESHOLD
 from streamtune_cli.executors.base import Observation, Trace, TraceStep
 from streamtune_cli.report.html import esc, figure_data_uri, html_page, html_table, img_tag, new_figure
 from streamtune_cli.report.markdown import fmt_number, fmt_ratio, md_cell, md_table
@@ -27,8 +28,8 @@ __all__ = [
 
 # An operator at >= 90% busy has no headroom left (DS2/Flink practice, see DESIGN "Bottleneck label");
 # 5% of the window blocked on output is well above what measurement noise alone reports.
-BUSY_SATURATED = 0.9
-BACKPRESSURED_MIN = 0.05
+BUSY_SATURATED = BUSY_THRESHOLD
+BACKPRESSURED_MIN = BACKPRESSURE_THRESHOLD
 
 Oracle = dict[str, int]
 
@@ -109,32 +110,26 @@ def _operator_order(trace: Trace, graph: JobGraph | None) -> list[str]:
 
 
 def _saturated(obs: Observation) -> set[str]:
-    return {op for op, m in obs.operators.items() if m.busy >= BUSY_SATURATED}
+    return {op for op, m in obs.operators.items() if m.busy_max >= BUSY_SATURATED}
 
 
 def step_bottlenecks(graph: JobGraph | None, obs: Observation) -> tuple[list[str], list[str]]:
-    """(bottleneck, backpressured) operator ids of one window.
+    """(bottleneck, backpressured) operator ids of one window, by definitions.bottleneck_labels.
 
-    Only a window that misses its target has bottlenecks: operators saturated (busy >= BUSY_SATURATED)
-    while an upstream operator is backpressured, or saturated with no saturated operator downstream (the
-    one that limits the job). In a window that keeps up, a saturated operator is merely at capacity.
+    Only a window that misses its target shows bottlenecks; in a window that keeps up (even one catching
+    up at full speed) a saturated operator is merely at capacity, which the report says separately.
     """
-    ops = obs.operators
-    backpressured = sorted(op for op, m in ops.items() if m.backpressured >= BACKPRESSURED_MIN)
-    if not obs.backpressured:
-        return [], backpressured
-    saturated = _saturated(obs)
-    if graph is None:
-        return sorted(saturated), backpressured
     import networkx as nx
 
-    bottlenecks = []
-    for op in (o for o in graph.topological_order if o in saturated):
-        upstream_blocked = any(ops[u].backpressured >= BACKPRESSURED_MIN for u in graph.upstream(op) if u in ops)
-        downstream_saturated = any(d in saturated for d in nx.descendants(graph.nx, op))
-        if upstream_blocked or not downstream_saturated:
-            bottlenecks.append(op)
-    return bottlenecks, backpressured
+    from streamtune_cli.definitions import bottleneck_labels
+
+    ops = obs.operators
+    backpressured = sorted(op for op, m in ops.items() if m.backpressured_max >= BACKPRESSURED_MIN)
+    if obs.keeps_up:
+        return [], backpressured
+    labels = bottleneck_labels(graph.nx if graph is not None else nx.DiGraph(), ops)
+    order = graph.topological_order if graph is not None else sorted(ops)
+    return [op for op in order if labels.get(op)], backpressured
 
 
 def _at_capacity(graph: JobGraph | None, obs: Observation) -> str:

@@ -15,7 +15,6 @@ from streamtune_cli.executors.base import (
     Trace,
     TraceStep,
 )
-from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.loader import spec_to_data
 from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, JobSpec
 from streamtune_cli.tuning.parallelism import (
@@ -24,6 +23,7 @@ from streamtune_cli.tuning.parallelism import (
     retarget_parallelism,
 )
 from streamtune_cli.tuning.tuners.base import Tuner
+from streamtune_cli.tuning.view import JobView
 
 __all__ = [
     "TuningConfig",
@@ -32,11 +32,8 @@ __all__ = [
     "retarget_parallelism",
     "covers_peak",
     "STOP_REASONS",
-    "TARGET_MET_RATIO",
 ]
 
-# A window meets the target when the sources ingest at least this share of it (Observation.backpressured).
-TARGET_MET_RATIO = 0.98
 # A window's target counts as the peak target within this relative float round-off.
 _PEAK_TOLERANCE = 1e-9
 
@@ -120,8 +117,9 @@ def covers_peak(observation: Observation, peak_target_rps: float) -> bool:
     A window run at the peak target covers it by keeping up. A window below the peak covers it when its
     busiest instance, scaled to the peak, stays within capacity: at a fixed parallelism every operator's
     load is proportional to the source rate, so busy_max x peak / target is the busiest instance's load at
-    the peak. No TARGET_MET_RATIO allowance here: the scaling multiplies the measurement error too, and a
-    trough that only seems to fit must not end the session (a later window at the peak settles it).
+    the peak. No allowance here: keeping up is strict (definitions.keeps_up), the scaling multiplies the
+    measurement error too, and a trough that only seems to fit must not end the session (a later window at
+    the peak settles it).
     """
     if observation.backpressured:
         return False
@@ -144,6 +142,8 @@ def run_tuning(
     on_step: Callable[[TraceStep], None] | None = None,
     initial_parallelism: dict[str, int] | None = None,
     peak_target_rate_rps: float | None = None,
+    deployed: bool = False,
+    prior_steps: list[TraceStep] | None = None,
 ) -> Trace:
     """Tune `spec` on `executor` with `tuner` until the stop rule fires; the caller closes the executor.
 
@@ -151,10 +151,17 @@ def run_tuning(
     bounds (recording why in the reasons), then stops (see STOP_REASONS) or redeploys. A change proposed at
     the last step is recorded but not deployed, so the final parallelism is always one that was observed.
 
+    The tuner sees a JobView of the spec (topology, kinds, keys, partitioning, max parallelism), never the
+    spec itself: cost hints, selectivity, scaling and skew are the executor's ground truth.
+
     Under a varying schedule, a window that keeps up in a trough says nothing about the peak: the session
     converges only on a window that covers the peak target (covers_peak), which defaults to
     executor.peak_target_rate_rps(spec) (base rate x the schedule's highest factor). Until then it keeps
     observing without redeploying, bounded by max_steps. The oracle and `target_met` are at that peak.
+
+    Continuous tuning: with `deployed`, the executor already runs the job at `initial_parallelism` (a
+    previous session's final deployment) and nothing is redeployed at the start; `prior_steps` are that
+    job's earlier measurements, which the tuner sees as history before this session's own steps.
     """
     config = config or TuningConfig()
     peak_rps = executor.peak_target_rate_rps(spec) if peak_target_rate_rps is None else float(peak_target_rate_rps)
@@ -163,23 +170,23 @@ def run_tuning(
     start = complete_parallelism(spec, initial_parallelism)
     # The starting point obeys the caps too; the change factor only limits moves between steps.
     current, initial_notes = clamp_parallelism(spec, start, start, TuningConfig(max_parallelism=config.max_parallelism))
-    graphs: dict[tuple[int, ...], JobGraph] = {}
+    if deployed and current != start:
+        raise UsageError("a deployed starting point must already obey the parallelism caps")
+    view = JobView.from_spec(spec)
+    prior = list(prior_steps or [])
 
-    def deploy(parallelism: dict[str, int]) -> JobGraph:
-        key = tuple(parallelism[op.id] for op in spec.operators)
-        if key not in graphs:
-            graphs[key] = JobGraph(retarget_parallelism(spec, parallelism))
-        executor.deploy(graphs[key].spec, parallelism)
-        return graphs[key]
+    def deploy(parallelism: dict[str, int]) -> None:
+        executor.deploy(retarget_parallelism(spec, parallelism), parallelism)
 
-    graph = deploy(current)
+    if not deployed:
+        deploy(current)
     steps: list[TraceStep] = []
     reconfigurations = 0
     stable = stalled = 0
     stop_reason = "max_steps"
     for index in range(config.max_steps):
         observation = executor.observe()
-        decision = tuner.propose(graph, dict(current), observation, list(steps))
+        decision = tuner.propose(view, dict(current), observation, prior + steps)
         clamped, notes = clamp_parallelism(spec, current, decision.parallelism, config)
         recorded = _recorded_decision(decision, clamped, notes)
         step = TraceStep(step=index, parallelism=dict(current), observation=observation, decision=recorded)
@@ -214,7 +221,7 @@ def run_tuning(
         if index == config.max_steps - 1:
             break
         current = clamped
-        graph = deploy(current)
+        deploy(current)
         reconfigurations += 1
 
     meta = _trace_meta(spec, config, steps, current, reconfigurations, stop_reason, start, initial_notes, peak_rps)
@@ -252,7 +259,7 @@ def _trace_meta(
         "recommended_parallelism": dict(recommended),
         # At the peak target: the final deployment kept up in its last window with headroom for the peak.
         "target_met": covers_peak(last, peak_rps),
-        "last_window_kept_up": not last.backpressured,
+        "last_window_kept_up": last.keeps_up,
         "peak_target_rate_rps": peak_rps,
         "final_target_rate_rps": last.target_rate_rps,
         "backpressured_windows": sum(1 for s in steps if s.observation.backpressured),

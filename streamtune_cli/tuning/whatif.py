@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streamtune_cli.errors import UsageError
 from streamtune_cli.executors.base import Observation
-from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.executors.registry import make_executor
 from streamtune_cli.spec.models import JobSpec
 from streamtune_cli.tuning.oracle import OracleResult, oracle_data, oracle_parallelism
 from streamtune_cli.tuning.parallelism import complete_parallelism
+
+if TYPE_CHECKING:
+    from streamtune_cli.executors.sim import SimExecutor
 
 __all__ = ["WhatIf", "what_if"]
 
@@ -57,17 +60,14 @@ def what_if(
     for op in spec.operators:
         if full[op.id] > op.max_parallelism:
             raise UsageError(f"parallelism {full[op.id]} for {op.id!r} exceeds its max_parallelism {op.max_parallelism}")
-    if rate_rps is not None and not (math.isfinite(rate_rps) and rate_rps > 0):
-        raise UsageError(f"--rate must be positive and finite (records/s), got {rate_rps:g}")
-    executor = SimExecutor(seed=seed, noise=noise, rate_rps=rate_rps, spec_dir=spec_dir)
-    try:
+    # The steady state behind the window (saturation, headroom) is the sim's own: only the sim can answer.
+    executor = cast("SimExecutor", make_executor("sim", seed=seed, noise=noise, rate_rps=rate_rps, spec_dir=spec_dir))
+    with executor:
         executor.deploy(spec, full)
         observation = executor.observe()
         state = executor.last_state
         assert state is not None
         peak_rps = executor.peak_target_rate_rps(spec)
-    finally:
-        executor.close()
     oracle = oracle_parallelism(spec, observation.target_rate_rps)
     same_rate = math.isclose(peak_rps, observation.target_rate_rps, rel_tol=1e-12)
     return WhatIf(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
 from streamtune_cli.errors import UsageError
 from streamtune_cli.executors.sim import SimExecutor
-from streamtune_cli.spec import JobGraph
 from streamtune_cli.tuning.loop import TuningConfig, run_tuning
 from streamtune_cli.tuning.oracle import oracle_parallelism
-from streamtune_cli.tuning.testing import chain_spec
+from streamtune_cli.spec.loader import load_spec
+from streamtune_cli.tuning.testing import chain_spec, check_tuner_is_blind, hide_ground_truth
+from streamtune_cli.tuning.view import JobView
 from streamtune_cli.tuning.tuners import (
     TUNER_NAMES,
     Tuner,
@@ -19,6 +21,8 @@ from streamtune_cli.tuning.tuners import (
     make_tuner,
     tuner_class,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Linear scaling (sigma = kappa = 0), no skew, noise-free: per-instance rates 200k, 125k, 250k, 33.3k, 500k.
 LINEAR_JOB = chain_spec(
@@ -79,8 +83,8 @@ def test_out_of_range_options_name_the_option(name: str, options: dict) -> None:
 
 def test_good_options_are_kept() -> None:
     assert make_tuner("ds2", overprovision=1).overprovision == 1.0  # type: ignore[attr-defined]
-    tuner = make_tuner("autoscaler", vertex_max_parallelism=64, restart_s=None, align_key_groups=False)
-    assert tuner.vertex_max_parallelism == 64 and tuner.restart_s is None  # type: ignore[attr-defined]
+    tuner = make_tuner("autoscaler", vertex_max_parallelism=64, restart_s=60, align_key_groups=False)
+    assert tuner.vertex_max_parallelism == 64 and tuner.restart_s == 60.0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", TUNER_NAMES)
@@ -91,7 +95,7 @@ def test_tuner_follows_the_protocol(name: str) -> None:
     parallelism = LINEAR_JOB.parallelism
     sim.deploy(LINEAR_JOB, parallelism)
     observation = sim.observe()
-    graph = JobGraph(LINEAR_JOB)
+    graph = JobView.from_spec(LINEAR_JOB)
     first = tuner.propose(graph, dict(parallelism), observation, [])
     again = make_tuner(name).propose(graph, dict(parallelism), observation, [])
     assert first == again  # deterministic for the same inputs
@@ -136,3 +140,60 @@ def test_ds2_converges_in_exactly_one_reconfiguration_to_the_oracle() -> None:
     by_hand = {"src": 2, "parse": 3, "keep": 2, "enrich": 5, "sink": 1}
     assert trace.meta["final_parallelism"] == by_hand == oracle_parallelism(LINEAR_JOB).parallelism
     assert trace.steps[0].decision is not None and trace.steps[0].decision.parallelism == by_hand
+
+
+# ---- blindness: a tuner sees topology and measurements, never the executor's ground truth ---------------
+
+BLIND_JOBS = {
+    "linear": LINEAR_JOB,
+    "q5": load_spec(ROOT / "configs/nexmark/q5.yaml", check_sql_expressions=False),
+    "word-count": load_spec(ROOT / "configs/synthetic/word_count.yaml", check_sql_expressions=False),
+}
+
+
+@pytest.mark.parametrize("job", sorted(BLIND_JOBS))
+@pytest.mark.parametrize("name", TUNER_NAMES)
+def test_every_tuner_decides_the_same_without_the_hidden_fields(name: str, job: str) -> None:
+    check_tuner_is_blind(lambda: make_tuner(name), BLIND_JOBS[job])
+
+
+class PeekingTuner:
+    """Cheats the way a tuner could in-process: finds the job spec in its callers' frames and runs the
+    oracle on it, landing on the answer in one step."""
+
+    name = "peeking"
+
+    def propose(self, view, parallelism, observation, history):
+        import sys
+
+        from streamtune_cli.executors.base import Decision
+        from streamtune_cli.spec.models import JobSpec
+
+        frame = sys._getframe(1)
+        while frame is not None:
+            spec = frame.f_locals.get("spec")
+            if isinstance(spec, JobSpec):
+                answer = oracle_parallelism(spec, observation.target_rate_rps).parallelism
+                return Decision(parallelism=answer, summary="peeked", converged=answer == parallelism)
+            frame = frame.f_back
+        raise AssertionError("no spec found")
+
+
+def test_a_cheating_tuner_fails_the_blindness_check() -> None:
+    # It does look good: it hits the oracle in one reconfiguration ...
+    trace = run_tuning(LINEAR_JOB, SimExecutor(noise=0.0), PeekingTuner(), TuningConfig(max_steps=5))
+    assert trace.meta["reconfigurations"] == 1 and trace.meta["final_parallelism"] == oracle_parallelism(LINEAR_JOB).parallelism
+    # ... and the check catches it.
+    with pytest.raises(AssertionError, match="hidden ground truth"):
+        check_tuner_is_blind(PeekingTuner, LINEAR_JOB)
+
+
+def test_the_view_holds_no_hidden_field() -> None:
+    from streamtune_cli.tuning.view import HIDDEN_OPERATOR_FIELDS, JobView
+
+    view = JobView.from_spec(BLIND_JOBS["q5"])
+    assert not hasattr(view, "spec")
+    for op in view.operators:
+        for field in HIDDEN_OPERATOR_FIELDS:
+            assert not hasattr(op, field)
+    assert view.signature() == JobView.from_spec(hide_ground_truth(BLIND_JOBS["q5"])).signature()

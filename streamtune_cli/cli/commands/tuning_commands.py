@@ -3,36 +3,57 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from streamtune_cli.executors.registry import EXECUTOR_NAMES, EXECUTOR_OPTIONS
+
 ORDER = 30
 
 # Flink's upper bound on max parallelism (spec.models.MAX_PARALLELISM_BOUND; not imported, to keep start-up light).
 MAX_PARALLELISM = 32768
-# Beyond this the sim's 3-sigma noise factor can reach 0 and a metric vanishes (the bench suite's bound too).
-MAX_NOISE = 0.5
-_RATE_HELP = (
-    "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate); "
-    "a square wave with low_factor 0.5 asks for half of it in its low half."
-)
 
-# Executors the CLI knows by name; only these are implemented so far.
-AVAILABLE_EXECUTORS = ("sim",)
-PLANNED_EXECUTORS = ("local", "flink")
+# The registry's names and option declarations import no pydantic: cheap enough for `streamtune --help`.
+_SIM_OPTIONS = {option.name: option for option in EXECUTOR_OPTIONS["sim"]}
+# Executor options the CLI exposes as flags (flag -> option); each flag's help and bounds are the option's own.
+_EXECUTOR_FLAGS = {"--seed": "seed", "--noise": "noise", "--rate": "rate_rps"}
 
 
-def _check_executor(name: str) -> None:
+def _executor_flag(flag: str, extra: str = "") -> Any:
+    """A typer option for an executor option: default, bounds and meaning come from the registry."""
+    option = _SIM_OPTIONS[_EXECUTOR_FLAGS[flag]]
+    return typer.Option(
+        option.default,
+        flag,
+        help=f"Executor option ({option.name!r} of sim): {option.help}; {option.requirement()}.{extra}",
+    )
+
+
+_EXECUTOR_HELP = f"Where the job runs, one of: {', '.join(EXECUTOR_NAMES)} (docs/executors.md)."
+_RATE_EXTRA = " A square wave with low_factor 0.5 asks for half of it in its low half."
+
+
+def _executor_settings(name: str, job: Path, **flags: Any) -> dict[str, Any]:
+    """Executor options from the command's flags (by option name), validated as data before anything runs.
+
+    A bad value is reported as its flag's (`--noise must be ...`), not as the option's.
+    """
     from streamtune_cli.errors import UsageError
+    from streamtune_cli.executors.registry import ExecutorOptionError, executor_options
+    from streamtune_cli.executors.sim import spec_dir_of
 
-    if name in AVAILABLE_EXECUTORS:
-        return
-    if name in PLANNED_EXECUTORS:
-        raise UsageError(f"executor {name!r} is not available yet (available: {', '.join(AVAILABLE_EXECUTORS)})")
-    raise UsageError(f"unknown executor {name!r} (choose from {', '.join(AVAILABLE_EXECUTORS)})")
+    options = {_EXECUTOR_FLAGS[f"--{flag}"]: value for flag, value in flags.items() if value is not None}
+    try:
+        executor_options(name, options)
+    except ExecutorOptionError as exc:
+        flag = next((f for f, option in _EXECUTOR_FLAGS.items() if option == exc.option), None)
+        if flag is None:
+            raise
+        raise UsageError(f"{flag} {exc.detail} (option {exc.option!r} of executor {name!r})") from None
+    # Trace schedules name their files relative to the spec.
+    return {**options, "spec_dir": spec_dir_of(job)}
 
 
 def _load_job(job: Path):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
@@ -52,21 +73,6 @@ def _fmt_compact(value: float) -> str:
         if abs(value) >= limit:
             return f"{value / limit:.3g}{suffix}"
     return f"{value:.3g}"
-
-
-def _check_rate(rate: Optional[float]) -> None:
-    from streamtune_cli.errors import UsageError
-
-    if rate is not None and not (math.isfinite(rate) and rate > 0):
-        raise UsageError(f"--rate must be positive and finite (records/s), got {rate:g}")
-
-
-def _check_noise(noise: float) -> None:
-    from streamtune_cli.errors import UsageError
-
-    # The option's range check already refuses these on the command line; this guards direct calls.
-    if not (math.isfinite(noise) and 0 <= noise <= MAX_NOISE):
-        raise UsageError(f"--noise must be a number between 0 and {MAX_NOISE:g}, got {noise:g}")
 
 
 def _step_line(step: Any, base_rate_rps: float) -> str:
@@ -92,12 +98,10 @@ def _rates_line(base_rate_rps: float, peak_rps: float, last_target_rps: float) -
 
 def tune(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
-    executor: str = typer.Option(
-        "sim", "--executor", "-e", help="Where the job runs: sim (analytic model); local and flink are planned."
-    ),
+    executor: str = typer.Option("sim", "--executor", "-e", help=_EXECUTOR_HELP),
     tuner: str = typer.Option("ds2", "--tuner", "-t", help="ds2, conttune or autoscaler."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the executor's measurement noise (same seed, same trace)."),
-    rate: Optional[float] = typer.Option(None, "--rate", help=_RATE_HELP),
+    seed: int = _executor_flag("--seed", " The trace records it."),
+    rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
     max_parallelism: Optional[int] = typer.Option(
         None,
@@ -109,9 +113,7 @@ def tune(
     max_change: Optional[float] = typer.Option(
         None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1, finite)."
     ),
-    noise: float = typer.Option(
-        0.02, "--noise", min=0.0, max=MAX_NOISE, help="Relative measurement noise of the sim (0 = exact, at most 0.5)."
-    ),
+    noise: float = _executor_flag("--noise"),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
     ),
@@ -120,29 +122,25 @@ def tune(
 ) -> None:
     """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges."""
     from streamtune_cli.cli.common import console, err_console, quiet_progress
-    from streamtune_cli.executors.sim import SimExecutor, spec_dir_of
+    from streamtune_cli.executors.registry import make_executor
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
     from streamtune_cli.tuning.tuners import make_tuner
 
-    _check_executor(executor)
-    _check_rate(rate)
-    _check_noise(noise)
+    options = _executor_settings(executor, job, seed=seed, noise=noise, rate=rate)
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
     chosen = make_tuner(tuner)
     spec = _load_job(job)
     show_steps = not as_json and not quiet_progress()
-    sim = SimExecutor(seed=seed, noise=noise, rate_rps=rate, spec_dir=spec_dir_of(job))
-    base_rate_rps = sim.base_rate_rps(spec)
+    with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
+        # The rate the schedule multiplies: --rate, else the spec's (the sim's reading of both).
+        base_rate_rps = runner.base_rate_rps(spec)
 
-    def show_step(step: Any) -> None:
-        err_console.print(_step_line(step, base_rate_rps), highlight=False)
+        def show_step(step: Any) -> None:
+            err_console.print(_step_line(step, base_rate_rps), highlight=False)
 
-    try:
-        trace = run_tuning(spec, sim, chosen, config, seed=seed, on_step=show_step if show_steps else None)
-    finally:
-        sim.close()
+        trace = run_tuning(spec, runner, chosen, config, seed=seed, on_step=show_step if show_steps else None)
     meta = trace.meta
     oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
     files = _write_reports(trace, report, oracle["parallelism"]) if report is not None else []
@@ -239,24 +237,20 @@ def _write_reports(trace: Any, out_dir: Path, oracle: dict[str, int]) -> list[Pa
 def simulate(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
     parallelism: Optional[str] = typer.Option(None, "--parallelism", "-p", help="op=N,op=N (operators not named keep the spec's)."),
-    rate: Optional[float] = typer.Option(None, "--rate", help=_RATE_HELP),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the measurement noise."),
-    noise: float = typer.Option(
-        0.02, "--noise", min=0.0, max=MAX_NOISE, help="Relative measurement noise (0 = exact, at most 0.5)."
-    ),
+    rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
+    seed: int = _executor_flag("--seed"),
+    noise: float = _executor_flag("--noise"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """What-if: one simulated window at a chosen parallelism, its bottleneck(s), and the oracle for comparison."""
     from streamtune_cli.cli.common import console
-    from streamtune_cli.executors.sim import spec_dir_of
     from streamtune_cli.tuning.parallelism import parse_parallelism
     from streamtune_cli.tuning.whatif import what_if
 
-    _check_rate(rate)
-    _check_noise(noise)
+    options = _executor_settings("sim", job, seed=seed, noise=noise, rate=rate)
     chosen = parse_parallelism(parallelism) if parallelism is not None else {}
     spec = _load_job(job)
-    result = what_if(spec, chosen, rate_rps=rate, seed=seed, noise=noise, spec_dir=spec_dir_of(job))
+    result = what_if(spec, chosen, **options)
     if as_json:
         typer.echo(json.dumps({"job": spec.name, **result.to_data()}, indent=2))
         return

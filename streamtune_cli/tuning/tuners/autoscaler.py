@@ -2,7 +2,8 @@
 
 Defaults are the operator's (AutoScalerOptions): utilization.target 0.7, target.utilization.boundary 0.3,
 scale-down.max-factor 0.6, scale-up.max-factor 100000, catch-up.duration 30 min, busy-time aggregator MAX,
-vertex.max-parallelism 200, backlog-processing.lag-threshold 5 min. Sources are cited in docs/tuners.md.
+vertex.max-parallelism 200, backlog-processing.lag-threshold 5 min, restart.time 5 min (a tuner is not told
+the executor's real restart time; Flink's restart-time tracking is off by default too). Sources are cited in docs/tuners.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
-from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.tuning.view import JobView
 from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND, Partitioning
 from streamtune_cli.tuning.tuners.base import (
     bool_option,
@@ -63,7 +64,7 @@ class AutoscalerTuner:
         max_scale_down_factor: float = 0.6,
         max_scale_up_factor: float = 100000.0,
         catch_up_s: float = 1800.0,
-        restart_s: float | None = None,
+        restart_s: float = 300.0,
         backlog_threshold_s: float = 300.0,
         vertex_max_parallelism: int = 200,
         align_key_groups: bool = True,
@@ -73,7 +74,7 @@ class AutoscalerTuner:
         self.max_scale_down_factor = number_option("max_scale_down_factor", max_scale_down_factor, low=0.0, high=1.0)
         self.max_scale_up_factor = number_option("max_scale_up_factor", max_scale_up_factor, low=0.0)
         self.catch_up_s = number_option("catch_up_s", catch_up_s, low=0.0)
-        self.restart_s = None if restart_s is None else number_option("restart_s", restart_s, low=0.0)
+        self.restart_s = number_option("restart_s", restart_s, low=0.0)
         self.backlog_threshold_s = number_option("backlog_threshold_s", backlog_threshold_s, low=0.0)
         self.vertex_max_parallelism = int_option(
             "vertex_max_parallelism", vertex_max_parallelism, low=1, high=MAX_PARALLELISM_BOUND
@@ -90,9 +91,9 @@ class AutoscalerTuner:
         return catch_up_rps + restart_catch_up + target_rps / min(1.0, utilization)
 
     def propose(
-        self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
+        self, graph: JobView, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
     ) -> Decision:
-        restart_s = graph.spec.restart_s if self.restart_s is None else self.restart_s
+        restart_s = self.restart_s
         targets = target_input_rates(graph, parallelism, observation)
         # Backlog catch-up rate propagates like the target rate (scaled by the same output ratios).
         lag_rate = observation.lag_records / self.catch_up_s if self.catch_up_s > 0 else 0.0

@@ -6,7 +6,7 @@ import math
 from typing import Protocol, runtime_checkable
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
-from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.tuning.view import JobView
 from streamtune_cli.spec.models import Partitioning
 
 __all__ = [
@@ -32,7 +32,7 @@ class Tuner(Protocol):
     name: str
 
     def propose(
-        self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
+        self, graph: JobView, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
     ) -> Decision:
         """`graph` is the job as deployed, `history` the steps before this observation (oldest first)."""
 
@@ -87,7 +87,7 @@ def output_ratio(observation: Observation, op_id: str) -> float:
 
 
 def target_input_rates(
-    graph: JobGraph, parallelism: Parallelism, observation: Observation, *, source_total_rps: float | None = None
+    graph: JobView, parallelism: Parallelism, observation: Observation, *, source_total_rps: float | None = None
 ) -> dict[str, float]:
     """Input rate each operator must sustain for the sources to ingest their target (DS2's propagation).
 

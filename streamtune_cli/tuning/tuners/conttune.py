@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
-from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.tuning.view import JobView
 from streamtune_cli.spec.models import MAX_PARALLELISM_BOUND
 from streamtune_cli.tuning.tuners.base import (
     bool_option,
@@ -57,7 +57,7 @@ class ContTuneTuner:
         self.seed = int_option("seed", seed, low=0, high=2**32 - 1)
 
     def propose(
-        self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
+        self, graph: JobView, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
     ) -> Decision:
         steps = [(s.parallelism, s.observation) for s in history] + [(parallelism, observation)]
         if observation.backpressured:
@@ -69,7 +69,7 @@ class ContTuneTuner:
         with threadpool_limits(1, user_api="blas"):
             return self._small(graph, parallelism, observation, steps)
 
-    def _big(self, graph: JobGraph, parallelism: Parallelism, steps: list[tuple[Parallelism, Observation]]) -> Decision:
+    def _big(self, graph: JobView, parallelism: Parallelism, steps: list[tuple[Parallelism, Observation]]) -> Decision:
         largest = max(max(p.values()) for p, _ in steps)
         caps = {op: graph.operator(op).max_parallelism for op in parallelism}
         if all(parallelism[op] >= min(largest, caps[op]) for op in parallelism):
@@ -82,7 +82,7 @@ class ContTuneTuner:
         return Decision(parallelism=proposed, reasons=reasons, summary=f"ContTune Big phase: {how}", converged=False)
 
     def _small(
-        self, graph: JobGraph, parallelism: Parallelism, observation: Observation, steps: list[tuple[Parallelism, Observation]]
+        self, graph: JobView, parallelism: Parallelism, observation: Observation, steps: list[tuple[Parallelism, Observation]]
     ) -> Decision:
         ds2, ds2_reasons, _ = ds2_parallelism(graph, parallelism, observation)
         # Not backpressured, so measured inputs are real demand; propagate to the exact target anyway

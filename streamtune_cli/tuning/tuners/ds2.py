@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamtune_cli.executors.base import Decision, Observation, Parallelism, TraceStep
-from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.tuning.view import JobView
 from streamtune_cli.tuning.tuners.base import (
     ceil_instances,
     number_option,
@@ -14,7 +14,7 @@ __all__ = ["DS2Tuner", "ds2_parallelism"]
 
 
 def ds2_parallelism(
-    graph: JobGraph, parallelism: Parallelism, observation: Observation, *, overprovision: float = 0.0
+    graph: JobView, parallelism: Parallelism, observation: Observation, *, overprovision: float = 0.0
 ) -> tuple[dict[str, int], dict[str, str], dict[str, float]]:
     """One DS2 step: (parallelism, reason per operator, target input rate per operator).
 
@@ -59,7 +59,7 @@ class DS2Tuner:
         self.overprovision = number_option("overprovision", overprovision, low=0.0)
 
     def propose(
-        self, graph: JobGraph, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
+        self, graph: JobView, parallelism: Parallelism, observation: Observation, history: list[TraceStep]
     ) -> Decision:
         proposed, reasons, _ = ds2_parallelism(graph, parallelism, observation, overprovision=self.overprovision)
         changed = [op for op in graph.topological_order if proposed[op] != parallelism[op]]
