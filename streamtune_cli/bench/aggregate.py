@@ -25,7 +25,7 @@ def aggregate_runs(rows: list[dict[str, Any]], tuners: list[str] | None = None) 
     """Per tuner, over runs whose oracle is feasible; infeasible runs are counted and listed elsewhere.
 
     A row is one tuning (a cold case, or one level of a continuous sequence): reconfigurations are per
-    tuning. ratio: final total parallelism / oracle total. Fractions are of feasible runs. drain_s_max is
+    tuning; reconfigurations_per_change_mean is over the levels after the first (None under cold). ratio: final total parallelism / oracle total. Fractions are of feasible runs. drain_s_max is
     None when no run has a drain time; `never_drains` counts runs whose lag would never clear.
     """
     names = list(tuners) if tuners is not None else list(dict.fromkeys(r["tuner"] for r in rows))
@@ -40,6 +40,10 @@ def aggregate_runs(rows: list[dict[str, Any]], tuners: list[str] | None = None) 
             "infeasible_runs": len(mine) - len(ok),
             "reconfigurations_mean": _mean([float(r["reconfigurations"]) for r in ok]),
             "reconfigurations_max": _max([float(r["reconfigurations"]) for r in ok]),
+            # Continuous protocol: per rate change (every level after the first, which is a cold start).
+            "reconfigurations_per_change_mean": _mean(
+                [float(r["reconfigurations"]) for r in ok if (r.get("level") or 0) > 0]
+            ),
             "ratio_to_oracle_mean": _mean(ratios),
             "ratio_to_oracle_max": _max(ratios),
             "final_total_mean": _mean([float(r["final_total"]) for r in ok]),

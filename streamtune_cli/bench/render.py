@@ -94,6 +94,15 @@ def _header(result: dict[str, Any]) -> str:
     )
 
 
+def _per_change_lines(aggregates: dict[str, dict[str, Any]]) -> list[str]:
+    figures = [
+        f"{name} {a['reconfigurations_per_change_mean']:.2f}"
+        for name, a in aggregates.items()
+        if name != ORACLE_ROW and a.get("reconfigurations_per_change_mean") is not None
+    ]
+    return [f"Reconfigurations per rate change (levels after the first): {', '.join(figures)}.", ""] if figures else []
+
+
 def bench_markdown(result: dict[str, Any]) -> str:
     """The bench as Markdown: overall table, one table per regime, failures by job, infeasible cases."""
     from streamtune_cli.report.markdown import md_cell, md_table
@@ -101,9 +110,11 @@ def bench_markdown(result: dict[str, Any]) -> str:
     out = [f"# Benchmark: {md_cell(result['suite'])}", "", _header(result)]
     out += ["", "## All regimes", ""]
     out.append(md_table(AGGREGATE_HEADERS, aggregate_table_rows(result["aggregates"]), numeric=_NUMERIC))
+    out += _per_change_lines(result["aggregates"])
     for regime, aggregates in result["by_regime"].items():
         out += [f"## Regime: {md_cell(regime)}", ""]
         out.append(md_table(AGGREGATE_HEADERS, aggregate_table_rows(aggregates), numeric=_NUMERIC))
+        out += _per_change_lines(aggregates)
     out += ["## Failures by job", ""]
     failure_rows = failure_summary_rows(result.get("failures", {}))
     if failure_rows:
@@ -159,6 +170,9 @@ def bench_rich_tables(result: dict[str, Any]) -> list[Any]:
             table.add_column(header, justify="right" if _NUMERIC[index] else "left", no_wrap=True)
         for row in aggregate_table_rows(aggregates):
             table.add_row(*[row[i] for _, i in _RICH_COLUMNS], style="dim" if row[0] == ORACLE_ROW else None)
+        per_change = _per_change_lines(aggregates)
+        if per_change:
+            table.caption = " ".join(filter(None, [table.caption, per_change[0]]))
         tables.append(table)
     failure_rows = failure_summary_rows(result.get("failures", {}))
     if failure_rows:

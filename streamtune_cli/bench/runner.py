@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from streamtune_cli.bench.suite import LoadedSuite, apply_regime, scale_workload
+from streamtune_cli.errors import UsageError
 from streamtune_cli.spec.models import JobSpec
 
 __all__ = ["run_suite", "judge_run", "ground_truth", "FAILURE_KINDS"]
@@ -229,6 +230,11 @@ def run_suite(
                         history: list[Any] = []
                         for index, (spec, peak_rps, oracle, info) in enumerate(levels):
                             if index:
+                                if not hasattr(executor, "set_base_rate"):
+                                    raise UsageError(
+                                        f"executor {suite.executor!r} cannot change the offered rate of a running "
+                                        "job, which the continuous protocol needs; use protocol: cold"
+                                    )
                                 executor.set_base_rate(spec.workload.rate_rps)
                             initial = dict(current)
                             trace = run_tuning(

@@ -80,6 +80,8 @@ def trace_summary(trace: Trace, oracle: Oracle | None = None) -> dict[str, Any]:
         "final_parallelism": final,
         "final_target_rate_rps": last_obs.target_rate_rps if last_obs else None,
         "final_achieved_rate_rps": last_obs.achieved_rate_rps if last_obs else None,
+        "final_lag_records": last_obs.lag_records if last_obs else None,
+        "final_drain_s": _final_drain(meta, last_obs),
     }
     if oracle is not None:
         oracle_total = _total(oracle)
@@ -90,6 +92,22 @@ def trace_summary(trace: Trace, oracle: Oracle | None = None) -> dict[str, Any]:
         loop_oracle = meta.get("oracle")
         summary["oracle_feasible"] = loop_oracle.get("feasible") if isinstance(loop_oracle, dict) else None
     return summary
+
+
+def _final_drain(meta: dict[str, Any], last_obs: Observation | None) -> float | None:
+    if "final_drain_s" in meta:
+        return meta["final_drain_s"]
+    if last_obs is None:
+        return None
+    from streamtune_cli.definitions import measured_drain_s
+
+    return measured_drain_s(last_obs.lag_records, last_obs.achieved_rate_rps, last_obs.target_rate_rps)
+
+
+def _fmt_drain(summary: dict[str, Any]) -> str:
+    if summary["final_drain_s"] is not None:
+        return f"{summary['final_drain_s']:,.0f} s"
+    return "—" if summary["final_lag_records"] is None else "not draining (no spare rate in the last window)"
 
 
 def _graph(trace: Trace) -> JobGraph | None:
@@ -205,6 +223,8 @@ def _meta_rows(trace: Trace, summary: dict[str, Any]) -> list[list[Any]]:
         ["converged", "yes" if summary["converged"] else "no"],
         ["target met at the end", "yes" if summary["target_met"] else "no"],
         ["backpressured windows", summary["backpressured_windows"]],
+        ["lag at the end (records)", fmt_number(summary["final_lag_records"])],
+        ["time to drain it, as measured", _fmt_drain(summary)],
         ["stop reason", summary["stop_reason"] or "—"],
         ["total parallelism", f"{fmt_number(summary['initial_total_parallelism'])} → {summary['final_total_parallelism']}"],
     ]

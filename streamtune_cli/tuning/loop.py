@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from streamtune_cli.definitions import measured_drain_s
 from streamtune_cli.errors import UsageError
 from streamtune_cli.executors.base import (
     Decision,
@@ -264,6 +265,8 @@ def _trace_meta(
         "final_target_rate_rps": last.target_rate_rps,
         "backpressured_windows": sum(1 for s in steps if s.observation.backpressured),
         "final_lag_records": last.lag_records,
+        # As measured: the lag left over the rate the last window drained it at (None: not draining).
+        "final_drain_s": measured_drain_s(last.lag_records, last.achieved_rate_rps, last.target_rate_rps),
         "elapsed_s": last.t_s,
         "oracle": oracle_data(oracle),  # at the peak target, under the same caps
         "config": asdict(config),

@@ -222,6 +222,11 @@ def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle:
         f"({_fmt_rate(meta['peak_target_rate_rps'])} rec/s): {met}"
     )
     console.print(f"backpressured windows: {meta['backpressured_windows']} of {meta['steps']}")
+    drain = meta.get("final_drain_s")
+    drain_text = "no lag" if meta["final_lag_records"] <= 0 else (
+        f"drains in about {drain:,.0f} s at the last window's rate" if drain is not None else "[yellow]not draining[/yellow]"
+    )
+    console.print(f"lag at the end: {_fmt_rate(meta['final_lag_records'])} records ({drain_text})")
     console.print(f"stop: {meta['stop_reason']} ({meta['stop_detail']})")
     if not oracle["feasible"]:
         console.print(f"[yellow]oracle: {oracle['reason']}[/yellow]")
