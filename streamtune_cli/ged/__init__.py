@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 # Names resolve on first use (PEP 562), so `from streamtune_cli.ged import canonical_hash` does not import
 # scipy, and nothing but cluster_distance_matrix imports scikit-learn (slow to import, rarely needed).
 _EXPORTS = {
+    "DEFAULT_MAX_EXPANSIONS": "budget",
+    "DEFAULT_PAIR_MAX_EXPANSIONS": "budget",
     "EDGE_LABEL_ATTR": "model",
     "NODE_LABEL_ATTR": "model",
     "EditCosts": "model",
@@ -29,6 +31,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_MAX_EXPANSIONS",
+    "DEFAULT_PAIR_MAX_EXPANSIONS",
     "EDGE_LABEL_ATTR",
     "NODE_LABEL_ATTR",
     "Clustering",
@@ -50,6 +54,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .bounds import bounded_ged, lower_bound
+    from .budget import DEFAULT_MAX_EXPANSIONS, DEFAULT_PAIR_MAX_EXPANSIONS
     from .canonical import canonical_hash, dedupe, same_labeled_graph
     from .cluster import Clustering, assign_to_medoid, cluster_distance_matrix
     from .distance import graph_edit_distance

@@ -8,7 +8,6 @@ bounds, the bipartite upper bound, exact costing of a node map, local search."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -215,10 +214,10 @@ class PairData:
         return float(cd.sum() + ci.sum() + value), f
 
     # ----------------------------------------------------------- local search
-    def refine(self, f: np.ndarray, cost: float, max_rounds: int = 50, deadline: float | None = None) -> tuple[np.ndarray, float]:
+    def refine(self, f: np.ndarray, cost: float, max_rounds: int = 50) -> tuple[np.ndarray, float]:
         """Best-improvement local search over swaps of two images and moves
-        of one node to a free graph-2 node or to epsilon (stops early at
-        `deadline`, a time.perf_counter() value)."""
+        of one node to a free graph-2 node or to epsilon, for at most
+        `max_rounds` rounds (a fixed amount of work: no clock involved)."""
         n1, n2 = self.n1, self.n2
         if n1 == 0 or n1 > REFINE_MAX_NODES:
             # each round costs O(n^4) work; beyond this size the plain
@@ -228,8 +227,6 @@ class PairData:
             max_rounds = min(max_rounds, 10)
         iu, ju = np.triu_indices(n1, 1)
         for _ in range(max_rounds):
-            if deadline is not None and time.perf_counter() > deadline:
-                break
             free = np.setdiff1d(np.arange(n2 + 1), f[f < n2])  # includes epsilon (n2)
             n_swap = iu.shape[0]
             n_move = n1 * free.shape[0]

@@ -15,7 +15,7 @@ __all__ = ["bounded_ged", "bounds_core", "initial_bounds", "lower_bound"]
 _EPS = 1e-9
 
 
-def initial_bounds(pd: PairData, refine: bool = True, deadline: float | None = None) -> tuple[float, float, np.ndarray]:
+def initial_bounds(pd: PairData, refine: bool = True) -> tuple[float, float, np.ndarray]:
     """(lower, upper, mapping achieving upper) for a prepared pair.
 
     upper: the best true edit-path cost among the Riesen & Bunke assignment,
@@ -38,7 +38,7 @@ def initial_bounds(pd: PairData, refine: bool = True, deadline: float | None = N
         # usually weaker than BRANCH, so only computed when there is a gap
         lower = max(lower, ceil_if_integral(pd.label_multiset_bound(), pd.integral))
     if refine and lower < upper - _EPS:
-        f, upper = pd.refine(f, upper, deadline=deadline)
+        f, upper = pd.refine(f, upper)
     return min(lower, upper), upper, f
 
 

@@ -12,7 +12,8 @@ import networkx as nx
 import numpy as np
 
 from .bounds import bounded_ged
-from .distance import DEFAULT_EXACT_MAX_NODES, DEFAULT_TIME_LIMIT_S, graph_edit_distance
+from .budget import DEFAULT_MAX_EXPANSIONS, check_max_expansions
+from .distance import DEFAULT_EXACT_MAX_NODES, graph_edit_distance
 from .matrix import DistanceMatrix
 from .model import DEFAULT_COSTS, EditCosts
 
@@ -187,16 +188,18 @@ def assign_to_medoid(
     medoid_graphs: Sequence[nx.DiGraph],
     costs: EditCosts = DEFAULT_COSTS,
     exact_max_nodes: int = DEFAULT_EXACT_MAX_NODES,
-    time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+    max_expansions: int | None = DEFAULT_MAX_EXPANSIONS,
 ) -> tuple[int, float]:
     """Nearest medoid of `g`: returns (cluster index, distance).
 
     Distances are `graph_edit_distance(g, medoid)` values (best known edit
-    path cost); ties go to the lower index.  Cheap bounds are computed first
+    path cost, exact search with the budget `max_expansions` per medoid);
+    ties go to the lower index.  Cheap bounds are computed first
     so medoids that provably cannot win are never searched exactly.
     """
     if not medoid_graphs:
         raise ValueError("need at least one medoid graph")
+    max_expansions = check_max_expansions(max_expansions)
     quick = [bounded_ged(g, m, costs) for m in medoid_graphs]
     best_idx, best_val = -1, math.inf
     # visit the most promising medoids first so the pruning bites early
@@ -204,7 +207,7 @@ def assign_to_medoid(
         q = quick[i]
         if q.lower > best_val or (q.lower == best_val and i > best_idx):
             continue
-        val = q.upper if q.exact else graph_edit_distance(g, medoid_graphs[i], costs, exact_max_nodes, time_limit_s).value
+        val = q.upper if q.exact else graph_edit_distance(g, medoid_graphs[i], costs, exact_max_nodes, max_expansions).value
         if val < best_val or (val == best_val and i < best_idx):
             best_idx, best_val = i, val
     return best_idx, float(best_val)

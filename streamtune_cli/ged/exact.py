@@ -1,9 +1,9 @@
 """Exact graph edit distance by depth-first branch-and-bound with
-assignment-based lower bounds; anytime when given a time limit."""
+assignment-based lower bounds; anytime when given a search budget (a
+maximum number of node expansions, so the result never depends on the
+machine's speed)."""
 
 from __future__ import annotations
-
-import time
 
 import networkx as nx
 import numpy as np
@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from ._core import PairData, ceil_if_integral, oriented_pair
 from ._encode import encode_pair
 from .bounds import initial_bounds
+from .budget import check_max_expansions
 from .model import DEFAULT_COSTS, EditCosts, GedResult
 
 __all__ = ["exact_ged"]
@@ -20,9 +21,10 @@ _EPS = 1e-9
 _MAX_DEPTH = 800
 
 
-class _Timeout(Exception):
-    """Unwinds the search; carries the smallest lower bound among the
-    subtrees that were still open, collected level by level."""
+class _BudgetSpent(Exception):
+    """Unwinds the search when its expansion budget is used up; carries the
+    smallest lower bound among the subtrees that were still open, collected
+    level by level."""
 
     def __init__(self, lower: float) -> None:
         super().__init__()
@@ -69,9 +71,9 @@ class _Search:
     (plus one small LSA each), then visited best-first.
     """
 
-    def __init__(self, pd: PairData, upper: float, upper_map: np.ndarray, deadline: float | None) -> None:
+    def __init__(self, pd: PairData, upper: float, upper_map: np.ndarray, max_expansions: int | None) -> None:
         self.pd = pd
-        self.deadline = deadline
+        self.max_expansions = max_expansions
         self.upper = upper
         order = _branching_order(pd.A1)
         self.order = order
@@ -132,8 +134,8 @@ class _Search:
 
     # ------------------------------------------------------------------
     def expand(self, k: int, state: tuple, lb_self: float) -> None:
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise _Timeout(lb_self)
+        if self.max_expansions is not None and self.expanded >= self.max_expansions:
+            raise _BudgetSpent(lb_self)
         self.expanded += 1
         pd = self.pd
         n1, n2 = pd.n1, pd.n2
@@ -219,7 +221,7 @@ class _Search:
             )
             try:
                 self.expand(k + 1, child, lb)
-            except _Timeout as exc:
+            except _BudgetSpent as exc:
                 rest = lbs[visit[pos + 1 :]]
                 if rest.size:
                     exc.lower = min(exc.lower, float(rest.min()))
@@ -242,34 +244,37 @@ def _invert(f: np.ndarray, n_other: int) -> np.ndarray:
     return inv
 
 
-def exact_core(pd: PairData, deadline: float | None) -> tuple[float, float, bool, np.ndarray]:
+def exact_core(pd: PairData, max_expansions: int | None) -> tuple[float, float, bool, np.ndarray]:
     """Exact (or anytime) GED on prepared arrays: (lower, upper, exact, mapping).
+
+    `max_expansions` caps the branch-and-bound node expansions (None = no
+    cap); the same input and budget always give the same result.
 
     The search branches over the nodes of the smaller graph (fewer levels,
     and the bigger graph's spare nodes are settled by the bound), solving
     the reversed problem with swapped costs when g1 is the larger one.
     """
     if pd.n1 > pd.n2:
-        lower, upper, exact, f = _exact_oriented(pd.swapped(), deadline)
+        lower, upper, exact, f = _exact_oriented(pd.swapped(), max_expansions)
         return lower, upper, exact, _invert(f, pd.n1)
-    return _exact_oriented(pd, deadline)
+    return _exact_oriented(pd, max_expansions)
 
 
-def _exact_oriented(pd: PairData, deadline: float | None) -> tuple[float, float, bool, np.ndarray]:
-    lower, upper, f = initial_bounds(pd, deadline=deadline)
+def _exact_oriented(pd: PairData, max_expansions: int | None) -> tuple[float, float, bool, np.ndarray]:
+    lower, upper, f = initial_bounds(pd)
     if lower >= upper - _EPS:
         return upper, upper, True, f
     if pd.n1 > _MAX_DEPTH:
         # one recursion level per node: far beyond any feasible exact search
         return lower, upper, False, f
-    search = _Search(pd, upper, f, deadline)
+    search = _Search(pd, upper, f, max_expansions)
     root = search.root_state()
     root_lb = max(lower, search.bound(0, root))
     if root_lb >= upper - _EPS:
         return upper, upper, True, f
     try:
         search.expand(0, root, root_lb)
-    except _Timeout as exc:
+    except _BudgetSpent as exc:
         best = search.upper
         lo = max(root_lb, min(exc.lower, best))
         lo = min(ceil_if_integral(lo, pd.integral), best)
@@ -281,7 +286,7 @@ def exact_ged(
     g1: nx.DiGraph,
     g2: nx.DiGraph,
     costs: EditCosts = DEFAULT_COSTS,
-    time_limit_s: float | None = None,
+    max_expansions: int | None = None,
 ) -> GedResult:
     """Exact graph edit distance between two labeled DiGraphs.
 
@@ -292,17 +297,20 @@ def exact_ged(
     returns (networkx itself can overshoot when node_sub >= node_del +
     node_ins, see docs/ged.md).
 
-    With `time_limit_s`, the search stops when the time is up and returns
-    the best edit path found (`upper`) with the best proven lower bound
-    (`lower`); `exact` is True only if the optimum was proven.  Without a
-    limit the search runs to the end; its cost grows exponentially, so use
-    a limit (or `graph_edit_distance`) for graphs beyond ~15 nodes.  Pairs
-    whose smaller graph exceeds 800 nodes only get the polynomial bounds.
+    With `max_expansions` (a search budget: branch-and-bound node
+    expansions), the search stops once that many nodes have been expanded
+    and returns the best edit path found (`upper`) with the best proven
+    lower bound (`lower`); `exact` is True only if the optimum was proven.
+    The budget counts work, not seconds, so the same input and budget give
+    the same result on any machine.  With None the search runs to the end;
+    its cost grows exponentially, so use a budget (or
+    `graph_edit_distance`) for graphs beyond ~15 nodes.  Pairs whose
+    smaller graph exceeds 800 nodes only get the polynomial bounds.
     """
-    deadline = None if time_limit_s is None else time.perf_counter() + max(0.0, float(time_limit_s))
+    max_expansions = check_max_expansions(max_expansions)
     e1, e2, k = encode_pair(g1, g2)
     pd = oriented_pair(e1.labels, e1.adj, e2.labels, e2.adj, k, costs)
-    lower, upper, exact, _ = exact_core(pd, deadline)
+    lower, upper, exact, _ = exact_core(pd, max_expansions)
     if exact:
         lower = upper
     return GedResult(lower=lower, upper=upper, exact=exact)

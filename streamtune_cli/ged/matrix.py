@@ -13,14 +13,14 @@ import networkx as nx
 import numpy as np
 
 from ._encode import EncodedGraph, encode_many
+from .budget import DEFAULT_PAIR_MAX_EXPANSIONS, check_max_expansions
 from .canonical import dedupe
 from .distance import DEFAULT_EXACT_MAX_NODES, ged_encoded
 from .model import DEFAULT_COSTS, EditCosts
 
-__all__ = ["DEFAULT_PAIR_TIME_LIMIT_S", "DistanceMatrix", "ProgressCallback", "distance_matrix"]
+__all__ = ["DEFAULT_PAIR_MAX_EXPANSIONS", "DistanceMatrix", "ProgressCallback", "distance_matrix"]
 
 ProgressCallback = Callable[[int, int], None]
-DEFAULT_PAIR_TIME_LIMIT_S = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,8 +84,8 @@ class DistanceMatrix:
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(encoded: list[EncodedGraph], n_edge_labels: int, costs: EditCosts, exact_max_nodes: int, time_limit_s: float | None) -> None:
-    _WORKER.update(encoded=encoded, k=n_edge_labels, costs=costs, emn=exact_max_nodes, tl=time_limit_s)
+def _init_worker(encoded: list[EncodedGraph], n_edge_labels: int, costs: EditCosts, exact_max_nodes: int, max_expansions: int | None) -> None:
+    _WORKER.update(encoded=encoded, k=n_edge_labels, costs=costs, emn=exact_max_nodes, budget=max_expansions)
 
 
 def _run_chunk(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -94,7 +94,7 @@ def _run_chunk(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarr
     up = np.empty(rows.shape[0])
     ex = np.empty(rows.shape[0], dtype=bool)
     for t, (a, b) in enumerate(zip(rows.tolist(), cols.tolist())):
-        r = ged_encoded(encoded[a], encoded[b], _WORKER["k"], _WORKER["costs"], _WORKER["emn"], _WORKER["tl"])  # type: ignore[arg-type]
+        r = ged_encoded(encoded[a], encoded[b], _WORKER["k"], _WORKER["costs"], _WORKER["emn"], _WORKER["budget"])  # type: ignore[arg-type]
         lo[t], up[t], ex[t] = r.lower, r.upper, r.exact
     return rows, cols, lo, up, ex
 
@@ -104,7 +104,7 @@ def distance_matrix(
     costs: EditCosts = DEFAULT_COSTS,
     n_jobs: int | None = None,
     progress: ProgressCallback | None = None,
-    time_limit_s: float | None = DEFAULT_PAIR_TIME_LIMIT_S,
+    max_expansions: int | None = DEFAULT_PAIR_MAX_EXPANSIONS,
     exact_max_nodes: int = DEFAULT_EXACT_MAX_NODES,
     chunk_size: int | None = None,
 ) -> DistanceMatrix:
@@ -112,16 +112,19 @@ def distance_matrix(
 
     Identical graphs (isomorphic with equal labels) are merged first by
     `dedupe`, so only distinct pairs are computed; each pair goes through
-    `graph_edit_distance` (exact with the anytime limit `time_limit_s` per
-    pair when both graphs have <= `exact_max_nodes` nodes, bounds otherwise).
+    `graph_edit_distance` (exact with the search budget `max_expansions`,
+    branch-and-bound node expansions per pair, when both graphs have <=
+    `exact_max_nodes` nodes; bounds otherwise).  A pair that uses up its
+    budget keeps its proven interval and is not marked exact.
 
     n_jobs: worker processes (default and cap: `os.cpu_count()`); 1 computes
-        in this process.  Results do not depend on n_jobs unless a pair hits its time
-        limit.
+        in this process.  Results depend neither on n_jobs nor on the
+        machine's speed or load: the budget counts work, not seconds.
     progress: optional `progress(done, total)` called with the number of
         distinct pairs finished so far (first with done=0), e.g. to drive a
         rich progress bar.
     """
+    max_expansions = check_max_expansions(max_expansions)
     unique, index_map_list = dedupe(graphs)
     index_map = np.asarray(index_map_list, dtype=np.int64)
     u = len(unique)
@@ -166,7 +169,7 @@ def distance_matrix(
 
     done = 0
     if workers == 1:
-        _init_worker(encoded, k, costs, exact_max_nodes, time_limit_s)
+        _init_worker(encoded, k, costs, exact_max_nodes, max_expansions)
         try:
             for r, c in chunks:
                 done += store(_run_chunk(r, c))
@@ -178,7 +181,7 @@ def distance_matrix(
         with ProcessPoolExecutor(
             max_workers=min(workers, n_chunks),
             initializer=_init_worker,
-            initargs=(encoded, k, costs, exact_max_nodes, time_limit_s),
+            initargs=(encoded, k, costs, exact_max_nodes, max_expansions),
         ) as pool:
             pending = {pool.submit(_run_chunk, r, c) for r, c in chunks}
             while pending:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import networkx as nx
 import numpy as np
 
+from streamtune_cli.ged.budget import DEFAULT_MAX_EXPANSIONS, DEFAULT_PAIR_MAX_EXPANSIONS, check_max_expansions
 from streamtune_cli.history.queries import DagGroup, dag_groups
 from streamtune_cli.history.store import HistoryError, HistoryStore, read_json
 from streamtune_cli.spec.graph import JobGraph
@@ -77,17 +78,21 @@ def build_clusters(
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     groups: list[DagGroup] | None = None,
+    max_expansions: int = DEFAULT_PAIR_MAX_EXPANSIONS,
 ) -> dict[str, Any]:
     """Cluster a history's runs by the GED of their DAGs; returns the clusters.json document.
 
     Runs are grouped by their stored canonical DAG hash, so each distinct DAG is one point: the distance
     matrix covers distinct DAGs only (in parallel, `n_jobs` processes) and duplicates do not weigh on the
     clustering. k is chosen by silhouette unless given. The adjusted Rand index between clusters and
-    generator families is reported over the runs that have a family.
+    generator families is reported over the runs that have a family. Each exact GED search may expand at
+    most `max_expansions` branch-and-bound nodes (a count of work, not seconds: the document depends only
+    on the history and the options, never on the machine's speed or load); the budget is recorded.
     """
     from streamtune_cli.errors import UsageError
     from streamtune_cli.ged import EditCosts, cluster_distance_matrix, distance_matrix
 
+    budget = _search_budget(max_expansions)
     costs = costs or EditCosts()
     store = history if isinstance(history, HistoryStore) else HistoryStore.open(history)
     groups = groups if groups is not None else dag_groups(store)
@@ -95,7 +100,7 @@ def build_clusters(
         raise HistoryError(store.root, "the history has no runs to cluster")
     if isinstance(k, int) and not 1 <= k <= len(groups):
         raise UsageError(f"--k {k} is not possible: {store.root} has {len(groups)} distinct DAG(s)")
-    matrix = distance_matrix([g.graph for g in groups], costs, n_jobs=n_jobs, progress=progress)
+    matrix = distance_matrix([g.graph for g in groups], costs, n_jobs=n_jobs, progress=progress, max_expansions=budget)
     if matrix.n_unique != len(groups):
         # Two stored hashes for one structure would mean runs written with another hash function.
         raise HistoryError(store.root, "runs with different DAG hashes have identical DAGs; the history mixes hash versions")
@@ -143,9 +148,23 @@ def build_clusters(
             "pairs": int(upper_pairs.size),
             "exact": int(upper_pairs.sum()),
             "max_gap": float(gaps.max()) if gaps.size else 0.0,
+            "max_expansions": budget,
         },
         "clusters": clusters,
     }
+
+
+def _search_budget(max_expansions: int) -> int:
+    """The exact search's budget as an int >= 0; an unbounded search (None) has no worst-case running time."""
+    from streamtune_cli.errors import UsageError
+
+    try:
+        budget = check_max_expansions(max_expansions)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--max-expansions: {exc}") from None
+    if budget is None:
+        raise UsageError("--max-expansions must be an integer >= 0")
+    return budget
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -209,12 +228,15 @@ def load_clusters(path: str | Path) -> ClusterModel:
     return ClusterModel(path, data, medoids, costs)
 
 
-def assign_graph(graph: nx.DiGraph, model: ClusterModel) -> dict[str, Any]:
-    """The nearest cluster medoid of a labeled DAG, with the distance's bounds and whether it is exact."""
+def assign_graph(graph: nx.DiGraph, model: ClusterModel, max_expansions: int = DEFAULT_MAX_EXPANSIONS) -> dict[str, Any]:
+    """The nearest cluster medoid of a labeled DAG, with the distance's bounds and whether it is exact.
+
+    Exact searches may expand at most `max_expansions` branch-and-bound nodes each (deterministic)."""
     from streamtune_cli.ged import assign_to_medoid, bounded_ged, graph_edit_distance
 
-    index, distance = assign_to_medoid(graph, model.medoids, model.costs)
-    result = graph_edit_distance(graph, model.medoids[index], model.costs)
+    budget = _search_budget(max_expansions)
+    index, distance = assign_to_medoid(graph, model.medoids, model.costs, max_expansions=budget)
+    result = graph_edit_distance(graph, model.medoids[index], model.costs, max_expansions=budget)
     cluster = model.clusters[index]
     candidates = []
     for i, medoid in enumerate(model.medoids):
@@ -232,6 +254,6 @@ def assign_graph(graph: nx.DiGraph, model: ClusterModel) -> dict[str, Any]:
     }
 
 
-def assign_spec(spec: JobSpec, model: ClusterModel) -> dict[str, Any]:
+def assign_spec(spec: JobSpec, model: ClusterModel, max_expansions: int = DEFAULT_MAX_EXPANSIONS) -> dict[str, Any]:
     """assign_graph for a job spec's DAG (node kind, edge partitioning)."""
-    return assign_graph(JobGraph(spec).labeled(), model)
+    return assign_graph(JobGraph(spec).labeled(), model, max_expansions)

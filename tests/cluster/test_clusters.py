@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from streamtune_cli.cli.app import app
 from streamtune_cli.errors import UsageError
-from streamtune_cli.ged import same_labeled_graph
+from streamtune_cli.ged import DEFAULT_PAIR_MAX_EXPANSIONS, same_labeled_graph
 from streamtune_cli.history.clusters import assign_spec, build_clusters, graph_from_json, graph_to_json, load_clusters
 from streamtune_cli.history.generate import generate_history
 from streamtune_cli.history.records import labeled_graph_from_spec_json
@@ -102,6 +103,31 @@ def test_a_fixed_k_and_determinism(history: Path, clusters: dict) -> None:
         build_clusters(history, k=10_000, n_jobs=1)
 
 
+def test_the_search_budget_is_recorded_and_the_clock_is_never_read(
+    history: Path, clusters: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert clusters["distances"]["max_expansions"] == DEFAULT_PAIR_MAX_EXPANSIONS
+    # Every clock reading leaps an hour ahead, as on an impossibly slow machine: any wall-clock limit
+    # would cut every search short. A budget counts work, so the document is the same.
+    now = [1e9]
+
+    def runaway() -> float:
+        now[0] += 3600.0
+        return now[0]
+
+    for name in ("perf_counter", "monotonic", "time", "process_time"):
+        monkeypatch.setattr(time, name, runaway)
+    assert build_clusters(history, n_jobs=1) == clusters
+    # A budget too small to prove anything beyond the bounds is deterministic too, and honest about it.
+    tiny = build_clusters(history, n_jobs=1, max_expansions=0)
+    monkeypatch.undo()
+    assert tiny == build_clusters(history, n_jobs=1, max_expansions=0)
+    assert tiny["distances"]["max_expansions"] == 0
+    assert tiny["distances"]["exact"] <= clusters["distances"]["exact"]
+    with pytest.raises(UsageError, match="max-expansions"):
+        build_clusters(history, n_jobs=1, max_expansions=-1)
+
+
 def test_new_jobs_of_each_family_are_assigned_to_that_family(tmp_path: Path, clusters: dict) -> None:
     path = tmp_path / "clusters.json"
     path.write_text(json.dumps(clusters))
@@ -158,6 +184,22 @@ def test_cli_cluster_shorthand_build_and_assign(tmp_path: Path, history: Path, c
     assert assigned["job"] == spec.name and isinstance(assigned["exact"], bool)
     result = runner.invoke(app, ["cluster", "assign", str(job), "--clusters", str(short)])
     assert result.exit_code == 0 and "graph edit distance" in result.output
+    result = runner.invoke(app, ["cluster", "assign", str(job), "--clusters", str(short), "--max-expansions", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    bounded = json.loads(result.output)
+    assert bounded["lower"] <= assigned["distance"] <= bounded["upper"]
+
+
+def test_cli_cluster_max_expansions(tmp_path: Path, history: Path, clusters: dict) -> None:
+    out = tmp_path / "budget.json"
+    result = runner.invoke(app, ["cluster", str(history), "--out", str(out), "--workers", "1", "--max-expansions", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["distances"]["max_expansions"] == 3
+    assert json.loads(out.read_text())["distances"]["max_expansions"] == 3
+    result = runner.invoke(app, ["cluster", "build", str(history), "--out", str(out), "--max-expansions", "-1"])
+    assert result.exit_code == 2 and "--max-expansions" in result.output
+    result = runner.invoke(app, ["cluster", "build", "--help"])
+    assert "--max-expansions" in result.output and "--time-limit" not in result.output
 
 
 def test_cli_cluster_bad_input_exits_2(tmp_path: Path, history: Path) -> None:

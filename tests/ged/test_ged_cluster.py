@@ -35,8 +35,8 @@ def families() -> tuple[list[nx.DiGraph], np.ndarray, DistanceMatrix]:
     rng.shuffle(order)
     graphs = [graphs[i] for i in order]
     labels = np.asarray([truth[i] for i in order])
-    # No time limit: every pair is proven exactly (about 0.5 s in all), so no verdict depends on machine speed.
-    return graphs, labels, distance_matrix(graphs, n_jobs=2, time_limit_s=None)
+    # No search budget: every pair is proven exactly (about 0.5 s in all).
+    return graphs, labels, distance_matrix(graphs, n_jobs=2, max_expansions=None)
 
 
 def test_auto_k_recovers_families(families: tuple[list[nx.DiGraph], np.ndarray, DistanceMatrix]) -> None:
@@ -71,7 +71,7 @@ def test_duplicates_follow_their_representative() -> None:
     rng = random.Random(0)
     base = [f(rng) for f in FAMILIES for _ in range(3)]
     graphs = base + [relabel_randomly(g, rng) for g in base] + [relabel_randomly(base[0], rng) for _ in range(5)]
-    d = distance_matrix(graphs, n_jobs=1, time_limit_s=None)
+    d = distance_matrix(graphs, n_jobs=1, max_expansions=None)
     _, index_map = dedupe(base)
     assert d.n_unique == len(set(index_map))
     c = cluster_distance_matrix(d, k=3)
@@ -112,8 +112,8 @@ def test_assign_to_medoid(families: tuple[list[nx.DiGraph], np.ndarray, Distance
     rng = random.Random(99)
     for fam_id, family in enumerate(FAMILIES):
         g = family(rng)
-        idx, dist = assign_to_medoid(g, medoid_graphs, time_limit_s=None)
-        values = [graph_edit_distance(g, m, time_limit_s=None).value for m in medoid_graphs]
+        idx, dist = assign_to_medoid(g, medoid_graphs, max_expansions=None)
+        values = [graph_edit_distance(g, m, max_expansions=None).value for m in medoid_graphs]
         assert dist == min(values) and idx == values.index(min(values))
         # the medoid's cluster is (mostly) the family the new graph came from
         members = c.members(idx)

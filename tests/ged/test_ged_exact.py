@@ -43,7 +43,7 @@ NX_TIMEOUT_S = 30.0
 
 
 def check_against_networkx(g1: nx.DiGraph, g2: nx.DiGraph, costs: EditCosts) -> None:
-    r = exact_ged(g1, g2, costs)  # no time limit: always runs to the proven optimum
+    r = exact_ged(g1, g2, costs)  # no search budget: always runs to the proven optimum
     assert r.exact and r.lower == r.upper
     start = time.perf_counter()
     ref = nx.graph_edit_distance(g1, g2, **networkx_cost_kwargs(costs), timeout=NX_TIMEOUT_S)
@@ -221,33 +221,61 @@ def _random_job(rng: random.Random, n: int) -> nx.DiGraph:
 
 
 def test_anytime_large_pair_keeps_the_contract() -> None:
-    """A 40-node pair under a tiny limit: how far the search gets depends on the machine, so only the
-    contract is asserted, which must hold whatever it reached."""
+    """A 40-node pair under a small search budget: the search cannot finish, so it returns the best path
+    found with a proven lower bound, never labelled exact; the same budget always gives the same answer."""
     rng = random.Random(7)
     g1, g2 = _random_job(rng, 40), _random_job(rng, 40)
-    root = bounded_ged(g1, g2)  # deterministic: no time limit involved
+    root = bounded_ged(g1, g2)
     assert root.lower < root.upper  # the bounds alone do not settle this pair
-    r = exact_ged(g1, g2, time_limit_s=0.05)
+    r = exact_ged(g1, g2, max_expansions=50)
     assert r.lower <= r.upper
     # exact exactly when the interval closed; never exact with a gap, never inexact without one
     assert r.exact == (r.lower == r.upper)
+    assert not r.exact  # 50 expansions cannot prove a 40-node optimum here
     # both intervals contain the optimum, so they overlap; the search never loses the root bound
     assert r.lower <= root.upper and root.lower <= r.upper
     assert root.lower <= r.lower
+    assert exact_ged(g1, g2, max_expansions=50) == r
 
 
-@pytest.mark.parametrize("limit", [0.0, 0.002, 0.01])
-def test_anytime_bounds_contain_the_optimum(limit: float) -> None:
+@pytest.mark.parametrize("budget", [0, 1, 3, 10])
+def test_anytime_bounds_contain_the_optimum(budget: int) -> None:
     rng = random.Random(11)
     for _ in range(6):
         g1, g2 = _random_job(rng, rng.randint(10, 12)), _random_job(rng, rng.randint(10, 12))
         optimum = exact_ged(g1, g2).value
-        r = exact_ged(g1, g2, time_limit_s=limit)
+        r = exact_ged(g1, g2, max_expansions=budget)
         assert r.lower <= optimum + 1e-9 <= r.upper + 2e-9
         if r.exact:
             assert r.lower == r.upper == optimum
         else:
             assert r.lower < r.upper
+
+
+def test_a_larger_budget_never_finds_a_worse_path_and_enough_budget_is_exact() -> None:
+    """The search visits nodes in a fixed order, so a larger budget explores a longer prefix of the same
+    sequence: the best path found can only improve, and once the budget covers the search it is exact."""
+    rng = random.Random(11)
+    hit = 0
+    for _ in range(8):
+        g1, g2 = _random_job(rng, rng.randint(10, 12)), _random_job(rng, rng.randint(10, 12))
+        full = exact_ged(g1, g2)
+        uppers = [exact_ged(g1, g2, max_expansions=b).upper for b in (0, 1, 2, 4, 8, 16, 32)]
+        assert uppers == sorted(uppers, reverse=True)
+        hit += exact_ged(g1, g2, max_expansions=0).upper > full.value
+        assert exact_ged(g1, g2, max_expansions=100_000) == full
+    assert hit > 0  # some of these pairs do need the search
+
+
+def test_the_budget_is_validated() -> None:
+    g = make_dag(["source", "sink"], [(0, 1, "forward")])
+    with pytest.raises(ValueError):
+        exact_ged(g, g, max_expansions=-1)
+    with pytest.raises(TypeError):
+        exact_ged(g, g, max_expansions=0.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        graph_edit_distance(g, g, max_expansions=True)  # type: ignore[arg-type]
+    assert exact_ged(g, g, max_expansions=0).exact
 
 
 def test_result_type_refuses_exact_with_gap() -> None:
@@ -261,7 +289,7 @@ def test_result_type_refuses_exact_with_gap() -> None:
 def test_family_members_are_close() -> None:
     """Two members of one family are nearer each other than to any member of another family.
 
-    No time limit: these graphs have at most 9 nodes, the search proves the optimum in milliseconds, and
+    No search budget: these graphs have at most 9 nodes, the search proves the optimum in milliseconds, and
     the verdict cannot depend on how fast the machine is.
     """
     rng = random.Random(3)

@@ -36,7 +36,7 @@ def graphs() -> list[nx.DiGraph]:
 
 @pytest.fixture(scope="module")
 def serial(graphs: list[nx.DiGraph]) -> DistanceMatrix:
-    return distance_matrix(graphs, n_jobs=1, time_limit_s=None)
+    return distance_matrix(graphs, n_jobs=1, max_expansions=None)
 
 
 def test_matches_pairwise_ged(graphs: list[nx.DiGraph], serial: DistanceMatrix) -> None:
@@ -44,7 +44,7 @@ def test_matches_pairwise_ged(graphs: list[nx.DiGraph], serial: DistanceMatrix) 
     assert serial.upper.shape == serial.lower.shape == serial.exact.shape == (n, n)
     for i in range(n):
         for j in range(n):
-            r = graph_edit_distance(graphs[i], graphs[j], time_limit_s=None)
+            r = graph_edit_distance(graphs[i], graphs[j], max_expansions=None)
             assert serial.upper[i, j] == pytest.approx(r.upper)
             assert serial.lower[i, j] == pytest.approx(r.lower)
             assert serial.exact[i, j] == r.exact
@@ -74,7 +74,7 @@ def test_duplicates_computed_once(graphs: list[nx.DiGraph], serial: DistanceMatr
 
 def test_parallel_equals_serial(graphs: list[nx.DiGraph], serial: DistanceMatrix) -> None:
     calls: list[tuple[int, int]] = []
-    parallel = distance_matrix(graphs, n_jobs=2, time_limit_s=None, chunk_size=7, progress=lambda d, t: calls.append((d, t)))
+    parallel = distance_matrix(graphs, n_jobs=2, max_expansions=None, chunk_size=7, progress=lambda d, t: calls.append((d, t)))
     assert np.array_equal(parallel.upper, serial.upper)
     assert np.array_equal(parallel.lower, serial.lower)
     assert np.array_equal(parallel.exact, serial.exact)
