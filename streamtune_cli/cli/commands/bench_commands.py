@@ -1,4 +1,4 @@
-"""`streamtune bench`: run a benchmark suite of tuners against the oracle in the sim executor."""
+"""`streamtune bench`: run a benchmark suite of tuners on the same cases, judged strictly against the oracle."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ def bench(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the result tables as Markdown."),
     tuners: Optional[str] = typer.Option(None, "--tuners", help="Comma-separated tuners to run instead of the suite's (e.g. ds2,conttune)."),
 ) -> None:
-    """Run every tuner on every job x rate x regime x seed of a suite and compare them with the oracle."""
+    """Run every tuner on the same cases of a suite and judge them against the oracle.
+
+    cold: each job x rate x regime x seed is tuned from the suite's initial parallelism.
+    continuous: each job walks through the rate levels, keeping its deployment and its tuner.
+    Tuners see only topology and measurements; a run converges only if it truly keeps up at the peak
+    (noise off) and its lag drains within drain_bound_s. Failures are listed by job (docs/benchmarks.md).
+    """
     from streamtune_cli.bench import bench_markdown, bench_rich_tables, load_suite, parse_tuner_list, plan_size, run_suite
     from streamtune_cli.cli.common import console, progress_bar, write_json_atomic, write_text_atomic
 

@@ -61,11 +61,12 @@ def fuse(
         if not (math.isfinite(value) and value >= 0):
             raise UsageError(f"cost model values must be >= 0 and finite: {option} is {value:g}")
     spec = load_spec(file, check_sql_expressions=not no_sql)
-    if rate is None and spec.workload.schedule.kind == "trace":
-        # The planner does not read trace files; size for the trace's peak, as `tune` does.
-        from streamtune_cli.executors.schedules import schedule_peak_factor
+    if rate is None:
+        # Size for the schedule's peak, by the one definition `tune` and `bench` use (it reads trace files,
+        # which the planner itself does not).
+        from streamtune_cli.definitions import peak_target_rate_rps
 
-        rate = spec.workload.rate_rps * schedule_peak_factor(spec.workload.schedule, Path(file).resolve().parent)
+        rate = peak_target_rate_rps(spec.workload.rate_rps, spec.workload.schedule, Path(file).resolve().parent)
     model = CostModel(
         serde_us_per_record=serde_us_per_record,
         serde_us_per_byte=serde_us_per_byte,
