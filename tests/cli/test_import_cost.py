@@ -29,7 +29,16 @@ def test_help_runs_without_heavy_imports() -> None:
     assert imported_after(code) == set()
 
 
-@pytest.mark.parametrize("command", [["validate", "--no-sql", "configs/nexmark/q5.yaml"], ["show", "configs/synthetic/diamond.yaml"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate", "--no-sql", "configs/nexmark/q5.yaml"],
+        ["show", "configs/synthetic/diamond.yaml"],
+        ["pretrain", "--help"],
+        ["fuse", "configs/nexmark/q1.yaml"],
+        ["tune", "configs/nexmark/q1.yaml", "--tuner", "ds2", "--max-steps", "2"],
+    ],
+)
 def test_light_commands_do_not_import_torch(command: list[str]) -> None:
     code = (
         "from streamtune_cli.cli.app import main\n"
