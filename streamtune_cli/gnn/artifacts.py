@@ -98,16 +98,20 @@ def save_model(directory: str | Path, model: Any, metadata: dict[str, Any]) -> P
     return directory
 
 
+def _read_json(path: Path, role: str, missing: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(path, missing) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(path, f"cannot read {role}: {exc}") from None
+
+
 def _read_metadata(directory: Path) -> dict[str, Any]:
     from streamtune_cli.gnn.features import describe
 
     path = directory / METADATA_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(path, "no model metadata here (run `streamtune pretrain` to build models)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(path, f"cannot read model metadata: {exc}") from None
+    meta = _read_json(path, "model metadata", "no model metadata here (run `streamtune pretrain` to build models)")
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(path, f"not a streamtune model (format is not {MODEL_FORMAT!r})")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
@@ -162,12 +166,7 @@ def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
 def load_index(directory: str | Path) -> dict[str, Any]:
     """models/index.json: which cluster's model lives in which folder."""
     path = Path(directory) / INDEX_FILE
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(path, "no model index here (run `streamtune pretrain HISTORY --clusters C --out DIR`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(path, f"cannot read the model index: {exc}") from None
+    index = _read_json(path, "the model index", "no model index here (run `streamtune pretrain HISTORY --clusters C --out DIR`)")
     if not isinstance(index, dict) or index.get("format") != MODEL_FORMAT or not isinstance(index.get("clusters"), list):
         raise ModelFileError(path, "not a streamtune model index")
     return index

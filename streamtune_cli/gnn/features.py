@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -59,17 +59,6 @@ EDGE_FEATURES: tuple[str, ...] = (*(f"partitioning={p.value}" for p in _PARTITIO
 # Rates span 1 to 1e7 records/s: log1p(rate) / 16 keeps them in about [0, 1].
 _LOG_RATE_SCALE = 16.0
 _LOG_COUNT_SCALE = math.log1p(32768)
-
-
-class _Metrics(Protocol):
-    parallelism: int
-    input_rate_rps: float
-    output_rate_rps: float
-    busy: float
-    busy_max: float
-    idle: float
-    backpressured: float
-    backpressured_max: float
 
 
 @dataclass(frozen=True)
@@ -127,8 +116,12 @@ def graph_structure(view: JobView) -> GraphStructure:
     return GraphStructure(order, static, edge_index, edge_attr)
 
 
-def node_features(structure: GraphStructure, metrics: Mapping[str, _Metrics]) -> np.ndarray:
-    """Static features plus one window's measurements, in NODE_FEATURES order."""
+def node_features(structure: GraphStructure, metrics: Mapping[str, Any]) -> np.ndarray:
+    """Static features plus one window's measurements, in NODE_FEATURES order.
+
+    `metrics` maps each operator to an object with the _METRIC_COLUMNS attributes: an OperatorMetrics of
+    an Observation, or a history row.
+    """
     n = len(structure.operators)
     x = np.zeros((n, len(NODE_FEATURES)), dtype=np.float32)
     n_static = structure.static.shape[1]
@@ -149,6 +142,8 @@ def node_features(structure: GraphStructure, metrics: Mapping[str, _Metrics]) ->
 
 @dataclass(frozen=True)
 class _Row:
+    """One history row's measurements (the attributes node_features reads)."""
+
     parallelism: int
     input_rate_rps: float
     output_rate_rps: float
