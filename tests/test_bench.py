@@ -248,6 +248,9 @@ BAD_SUITE_HEAD = "name: s\njobs: [j.yaml]\nregimes: [linear]\n"
         ("tuners: [ds2]\nexecutor: nosuch\n", "5:1", "unknown executor 'nosuch'"),
         ("tuners: [ds2]\nprotocol: continuous\n", "1:1", "needs rate_levels"),
         ("tuners: [ds2]\nrate_levels: [1, 2]\n", "1:1", "only apply to protocol continuous"),
+        ("tuners: [x]\nvariants:\n  x: {tuner: nosuch}\n", "6:7", "unknown tuner 'nosuch'"),
+        ("tuners: [x]\nvariants:\n  x: {tuner: ds2, options: {bogus: 1}}\n", "6:29", "no option 'bogus'"),
+        ("tuners: [ds2]\nvariants:\n  ds2: {tuner: conttune}\n", "6:3", "has the name of a tuner"),
     ],
 )
 def test_bad_tuner_options_and_numbers_fail_validation_with_position(tmp_path: Path, tail: str, line_col: str, fragment: str):
@@ -334,8 +337,12 @@ def test_quick_suite_as_documented(tmp_path: Path):
     result = runner.invoke(app, ["bench", "--suite", str(ROOT / "configs/bench/quick.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert set(data["aggregates"]) == {"ds2", "conttune", "autoscaler", "oracle"}
-    assert len(data["runs"]) == 4 * 2 * 4 * 2 * 3
+    assert set(data["aggregates"]) == {"streamtune", "ds2", "conttune", "autoscaler", "oracle"}
+    assert len(data["runs"]) == 4 * 2 * 4 * 2 * 4
+    # StreamTune is judged leave-one-family-out, and every one of its rows says which models it used.
+    for row in (r for r in data["runs"] if r["tuner"] == "streamtune"):
+        assert row["tuner_info"]["left_out"] and row["tuner_info"]["cluster"] is not None
+    assert "## History models used" in bench_markdown(data)
     for case in data["infeasible"]:
         assert all(not r["feasible"] for r in data["runs"] if (r["job"], r["rate_factor"], r["regime"]) == (case["job"], case["rate_factor"], case["regime"]))
 

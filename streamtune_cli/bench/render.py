@@ -9,7 +9,14 @@ from typing import Any
 from streamtune_cli.bench.aggregate import ORACLE_ROW
 from streamtune_cli.report.markdown import fmt_ratio
 
-__all__ = ["AGGREGATE_HEADERS", "aggregate_table_rows", "failure_summary_rows", "bench_markdown", "bench_rich_tables"]
+__all__ = [
+    "AGGREGATE_HEADERS",
+    "aggregate_table_rows",
+    "failure_summary_rows",
+    "models_used_rows",
+    "bench_markdown",
+    "bench_rich_tables",
+]
 
 AGGREGATE_HEADERS = [
     "tuner",
@@ -76,6 +83,20 @@ def failure_summary_rows(failures: dict[str, list[dict[str, Any]]]) -> list[list
     return rows
 
 
+def models_used_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per tuner that reports run_info and job: the history cluster its runs used and the families left out."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in result["runs"]:
+        info = r.get("tuner_info")
+        if info is not None:
+            seen.setdefault((r["tuner"], r["job"]), info)
+    return [
+        [tuner, job, "—" if info.get("cluster") is None else str(info["cluster"]),
+         ", ".join(info.get("left_out") or []) or "—", str(info.get("note", ""))]
+        for (tuner, job), info in seen.items()
+    ]
+
+
 def _header(result: dict[str, Any]) -> str:
     config = result["config"]
     env = result["environment"]
@@ -115,6 +136,13 @@ def bench_markdown(result: dict[str, Any]) -> str:
         out += [f"## Regime: {md_cell(regime)}", ""]
         out.append(md_table(AGGREGATE_HEADERS, aggregate_table_rows(aggregates), numeric=_NUMERIC))
         out += _per_change_lines(aggregates)
+    used = models_used_rows(result)
+    if used:
+        out += ["## History models used", ""]
+        out += ["With `leave_out_family`, a job is tuned only with models of clusters that share no family with",
+                "the cluster nearest to it (leave-one-family-out): the models never saw its family.", ""]
+        out.append(md_table(["tuner", "job", "cluster used", "families left out", "note"], used,
+                            numeric=[False] * 5))
     out += ["## Failures by job", ""]
     failure_rows = failure_summary_rows(result.get("failures", {}))
     if failure_rows:
@@ -173,6 +201,14 @@ def bench_rich_tables(result: dict[str, Any]) -> list[Any]:
         per_change = _per_change_lines(aggregates)
         if per_change:
             table.caption = " ".join(filter(None, [table.caption, per_change[0]]))
+        tables.append(table)
+    used = models_used_rows(result)
+    if used:
+        table = _table("history models used (leave_out_family: the job's own family is left out)")
+        for header in ("tuner", "job", "cluster used", "left out"):
+            table.add_column(header)
+        for row in used:
+            table.add_row(*row[:4])
         tables.append(table)
     failure_rows = failure_summary_rows(result.get("failures", {}))
     if failure_rows:

@@ -180,7 +180,7 @@ def run_suite(
         return spec, peak_rps, oracles[key], info
 
     def record(info: dict, seed: int, tuner_name: str, level: int | None, spec: JobSpec, peak_rps: float,
-               oracle: Any, initial: dict[str, int], trace: Any, executor: Any) -> None:
+               oracle: Any, initial: dict[str, int], trace: Any, executor: Any, tuner: Any) -> None:
         meta = trace.meta
         verdict = judge_run(trace, spec, peak_rps, _true_lag(executor, trace), suite.drain_bound_s)
         final_total = int(meta["final_total"])
@@ -202,6 +202,9 @@ def run_suite(
             "stop_reason": meta["stop_reason"],
             "final_parallelism": dict(meta["final_parallelism"]),
         }
+        info_of = getattr(tuner, "run_info", None)
+        if callable(info_of):
+            row["tuner_info"] = info_of()
         rows.append(row)
         if on_run is not None:
             on_run(row)
@@ -215,16 +218,18 @@ def run_suite(
                     initial = _initial_parallelism(spec, suite.initial_parallelism)
                     for seed in suite.seeds:
                         for tuner_name in tuners:
-                            tuner = make_tuner(tuner_name, **suite.tuner_options.get(tuner_name, {}))
+                            base, options = suite.tuner_spec(tuner_name)
+                            tuner = make_tuner(base, **options)
                             with make_executor(suite.executor, seed=seed, **executor_args) as executor:
                                 trace = run_tuning(spec, executor, tuner, config, seed=seed, initial_parallelism=initial)
-                                record(info, seed, tuner_name, None, spec, peak_rps, oracle, initial, trace, executor)
+                                record(info, seed, tuner_name, None, spec, peak_rps, oracle, initial, trace, executor, tuner)
                 continue
             levels = [case(job_path, base_spec, factor, regime) for factor in suite.rates]
             for seed in suite.seeds:
                 for tuner_name in tuners:
                     # One tuner object and one running job for the whole sequence of levels.
-                    tuner = make_tuner(tuner_name, **suite.tuner_options.get(tuner_name, {}))
+                    base, options = suite.tuner_spec(tuner_name)
+                    tuner = make_tuner(base, **options)
                     with make_executor(suite.executor, seed=seed, **executor_args) as executor:
                         current = _initial_parallelism(levels[0][0], suite.initial_parallelism)
                         history: list[Any] = []
@@ -241,7 +246,7 @@ def run_suite(
                                 spec, executor, tuner, config, seed=seed, initial_parallelism=initial,
                                 deployed=index > 0, prior_steps=history,
                             )
-                            record(info, seed, tuner_name, index, spec, peak_rps, oracle, initial, trace, executor)
+                            record(info, seed, tuner_name, index, spec, peak_rps, oracle, initial, trace, executor, tuner)
                             history += trace.steps
                             current = dict(trace.meta["final_parallelism"])
     elapsed_s = time.perf_counter() - clock

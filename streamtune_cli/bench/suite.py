@@ -92,6 +92,13 @@ class Regime(_Strict):
         return data
 
 
+class TunerVariant(_Strict):
+    """A named tuner configuration (for ablations): `tuners` may list its name like a tuner's."""
+
+    tuner: Annotated[str, Field(min_length=1)]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class BenchSuite(_Strict):
     """A benchmark suite file (configs/bench/*.yaml); job paths are relative to the suite file.
 
@@ -113,6 +120,9 @@ class BenchSuite(_Strict):
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0], min_length=1)
     tuners: list[str] = Field(min_length=1)
     tuner_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    variants: dict[str, TunerVariant] = Field(
+        default_factory=dict, description="named tuner configurations, listed in `tuners` by name (ablations)"
+    )
     initial_parallelism: PositiveInt | Literal["spec"] = Field(
         default=1, description="every operator starts here (an int), or at the spec's own parallelism"
     )
@@ -146,6 +156,12 @@ class BenchSuite(_Strict):
         elif self.rate_levels is not None:
             raise ValueError("rate_levels only apply to protocol continuous (cold takes rate_factors)")
         return self
+
+    def tuner_spec(self, name: str) -> tuple[str, dict[str, Any]]:
+        """(registered tuner, options) of a name in `tuners`: a variant, or a tuner with its tuner_options."""
+        if name in self.variants:
+            return self.variants[name].tuner, dict(self.variants[name].options)
+        return name, dict(self.tuner_options.get(name, {}))
 
     @property
     def rates(self) -> list[float]:
@@ -181,14 +197,22 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
 
     problems: list[Problem] = []
     known = _tuner_names()
+    for name, variant in suite.variants.items():
+        if name in known:
+            problems.append(doc.problem(("variants", name), f"variant {name!r} has the name of a tuner; pick another"))
+        elif variant.tuner not in known:
+            problems.append(doc.problem(("variants", name, "tuner"), f"unknown tuner {variant.tuner!r} (known: {', '.join(known)})"))
+        else:
+            problems += _tuner_option_problems(doc, variant.tuner, variant.options, ("variants", name, "options"))
     for i, name in enumerate(suite.tuners):
-        if name not in known:
-            problems.append(doc.problem(("tuners", i), f"unknown tuner {name!r} (known: {', '.join(known)})"))
+        if name not in known and name not in suite.variants:
+            choices = ", ".join([*known, *suite.variants])
+            problems.append(doc.problem(("tuners", i), f"unknown tuner {name!r} (known: {choices})"))
     for name, options in suite.tuner_options.items():
         if name not in suite.tuners:
             problems.append(doc.problem(("tuner_options", name), f"options for {name!r}, which is not in tuners"))
         elif name in known:
-            problems += _tuner_option_problems(doc, name, options)
+            problems += _tuner_option_problems(doc, name, options, ("tuner_options", name))
     problems += _executor_problems(doc, suite)
     job_paths = []
     for i, job in enumerate(suite.jobs):
@@ -204,14 +228,14 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
     return LoadedSuite(suite=suite, path=path, jobs=jobs)
 
 
-def _tuner_option_problems(doc: Any, name: str, options: dict[str, Any]) -> list[Problem]:
+def _tuner_option_problems(doc: Any, name: str, options: dict[str, Any], where: tuple[Any, ...]) -> list[Problem]:
     """Build the tuner with the suite's options now, so a bad option fails validation, not a run."""
     from streamtune_cli.tuning.tuners import TunerOptionError, make_tuner
 
     try:
         make_tuner(name, **options)
     except TunerOptionError as exc:
-        path = ("tuner_options", name) if exc.option is None else ("tuner_options", name, exc.option)
+        path = where if exc.option is None else (*where, exc.option)
         return [doc.problem(path, str(exc))]
     return []
 
@@ -237,12 +261,12 @@ def _executor_problems(doc: Any, suite: BenchSuite) -> list[Problem]:
     return []
 
 
-def parse_tuner_list(text: str) -> list[str]:
-    """`ds2,conttune` from the command line, checked against the known tuners."""
+def parse_tuner_list(text: str, variants: tuple[str, ...] = ()) -> list[str]:
+    """`ds2,conttune` from the command line, checked against the known tuners and the suite's variants."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--tuners needs at least one tuner name")
-    known = _tuner_names()
+    known = (*_tuner_names(), *variants)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown tuner(s) {', '.join(unknown)} in --tuners (known: {', '.join(known)})")

@@ -30,7 +30,12 @@ __all__ = [
     "node_features",
     "samples_from_history",
     "tabular",
+    "ability_exponent",
+    "MIN_BUSY_FOR_ABILITY",
 ]
+
+# Below this busy fraction the measured ability (rate / busy) amplifies noise too much to be used.
+MIN_BUSY_FOR_ABILITY = 0.2
 
 FEATURE_SCHEMA_VERSION = 1
 
@@ -83,6 +88,8 @@ class GraphSample:
     edge_index: np.ndarray
     edge_attr: np.ndarray
     y: np.ndarray  # (n,) float32: 1.0 for a bottleneck
+    # (n,) float32: the operator's scaling exponent over its run (ability_exponent), NaN when unknown
+    delta: np.ndarray | None = None
 
 
 def graph_structure(view: JobView) -> GraphStructure:
@@ -181,6 +188,13 @@ def samples_from_history(history: str | Path, run_ids: Iterable[str] | None = No
     samples: list[GraphSample] = []
     columns = rows_df.columns
     data = {c: rows_df[c].to_list() for c in columns}
+    # Per run and operator: the scaling exponent over the run's windows (each window is one parallelism).
+    ability_points: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for i in range(rows_df.height):
+        p, busy_max, rate = data["parallelism"][i], data["busy_max"][i], data["input_rate_rps"][i]
+        if busy_max >= MIN_BUSY_FOR_ABILITY and rate > 0 and p >= 1:
+            ability_points.setdefault((data["run_id"][i], data["operator"][i]), []).append((p, rate / busy_max / p))
+    exponents = {key: ability_exponent(points) for key, points in ability_points.items()}
     start = 0
     total = rows_df.height
     while start < total:
@@ -205,10 +219,37 @@ def samples_from_history(history: str | Path, run_ids: Iterable[str] | None = No
                         edge_index=structure.edge_index,
                         edge_attr=structure.edge_attr,
                         y=np.array([1.0 if labels[op] else 0.0 for op in structure.operators], dtype=np.float32),
+                        delta=np.array(
+                            [
+                                math.nan if exponents.get((run_id, op)) is None else exponents[(run_id, op)]
+                                for op in structure.operators
+                            ],
+                            dtype=np.float32,
+                        ),
                     )
                 )
         start = end
     return samples
+
+
+def ability_exponent(points: Iterable[tuple[int, float]]) -> float | None:
+    """How fast one instance's processing ability falls as instances are added: delta in a(p) ~ p^-delta.
+
+    `points` are (parallelism, per-instance ability) measurements of one operator, ability being
+    input rate / busiest instance's busy fraction / parallelism (what a deployment measures). Least squares
+    of log a on log p over the distinct parallelisms (mean ability per parallelism), clipped to [0, 1]:
+    0 is linear scaling, 1 is no gain at all from more instances. None with fewer than two parallelisms.
+    """
+    by_p: dict[int, list[float]] = {}
+    for p, a in points:
+        if p >= 1 and a > 0 and math.isfinite(a):
+            by_p.setdefault(int(p), []).append(math.log(a))
+    if len(by_p) < 2:
+        return None
+    xs = np.log(np.array(sorted(by_p), dtype=float))
+    ys = np.array([float(np.mean(by_p[p])) for p in sorted(by_p)])
+    slope = float(np.polyfit(xs, ys, 1)[0])
+    return min(1.0, max(0.0, -slope))
 
 
 def tabular(samples: list[GraphSample]) -> tuple[np.ndarray, np.ndarray]:

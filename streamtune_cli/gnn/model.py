@@ -48,6 +48,9 @@ class BottleneckEncoder(nn.Module):
         # The head sees the embedding and the raw node features (a skip connection): the operator's own
         # load need not survive three rounds of mixing with its neighbours'.
         self.head = nn.Sequential(nn.Linear(h + config.node_dim, h), nn.ReLU(), nn.Linear(h, 1))
+        # The scaling head: delta in a(p) ~ p^-delta (how much one instance's ability drops as instances are
+        # added), in [0, 1]; the tuner's prior for operators it has seen at one parallelism only.
+        self.scaling = nn.Sequential(nn.Linear(h + config.node_dim, h), nn.ReLU(), nn.Linear(h, 1))
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         h = self.input(x)
@@ -60,16 +63,25 @@ class BottleneckEncoder(nn.Module):
         logits = self.head(torch.cat([h, x], dim=1)).squeeze(-1)
         return h, logits
 
+    def scaling_exponent(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """Predicted delta per operator, in [0, 1]."""
+        h = self.embed(x, edge_index, edge_attr)
+        return torch.sigmoid(self.scaling(torch.cat([h, x], dim=1)).squeeze(-1))
+
 
 def to_data(sample: Any) -> Any:
     """A gnn.features.GraphSample as a torch_geometric Data object."""
     from torch_geometric.data import Data
 
+    import numpy as np
+
+    delta = sample.delta if sample.delta is not None else np.full(len(sample.y), np.nan, dtype=np.float32)
     return Data(
         x=torch.from_numpy(sample.x),
         edge_index=torch.from_numpy(sample.edge_index),
         edge_attr=torch.from_numpy(sample.edge_attr),
         y=torch.from_numpy(sample.y),
+        delta=torch.from_numpy(delta),
     )
 
 

@@ -18,6 +18,7 @@ from streamtune_cli.gnn.train import (
     classification_metrics,
     predict,
     resolve_device,
+    scaling_rmse,
     split_by_job,
     train_encoder,
 )
@@ -41,13 +42,34 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def scaling_priors(samples: list[GraphSample]) -> dict[str, dict[str, float]]:
+    """Mean and std of the measured scaling exponent per (kind, hash input or not): the non-graph prior."""
+    from streamtune_cli.gnn.features import NODE_FEATURES
+
+    kinds = [name.split("=", 1)[1] for name in NODE_FEATURES if name.startswith("kind=")]
+    hash_column = NODE_FEATURES.index("input=hash")
+    seen: dict[str, dict[tuple[str, str], float]] = {}
+    for s in samples:
+        if s.delta is None:
+            continue
+        for i, op in enumerate(s.operators):
+            if not np.isnan(s.delta[i]):
+                kind = kinds[int(np.argmax(s.x[i, : len(kinds)]))]
+                key = f"{kind}|{'hash' if s.x[i, hash_column] > 0 else 'other'}"
+                seen.setdefault(key, {})[(s.run_id, op)] = float(s.delta[i])  # once per run and operator
+    return {
+        key: {"mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values()))), "n": len(v)}
+        for key, v in sorted(seen.items())
+    }
+
+
 def _select(samples: list[GraphSample], run_ids: set[str]) -> list[GraphSample]:
     return [s for s in samples if s.run_id in run_ids]
 
 
 def _held_out(model: Any, test: list[GraphSample], device: Any) -> dict[str, Any]:
     y = np.concatenate([s.y for s in test]) if test else np.zeros(0)
-    return classification_metrics(y, predict(model, test, device))
+    return {**classification_metrics(y, predict(model, test, device)), "scaling_rmse": scaling_rmse(model, test, device)}
 
 
 def pretrain(
@@ -141,6 +163,7 @@ def pretrain(
                         "curve": result.curve,
                     },
                     "metrics": {"validation": result.validation, "held_out_jobs": held_out},
+                    "scaling_priors": scaling_priors(train + val),
                 }
             ),
         )

@@ -175,6 +175,9 @@ def run_tuning(
         raise UsageError("a deployed starting point must already obey the parallelism caps")
     view = JobView.from_spec(spec)
     prior = list(prior_steps or [])
+    start_session = getattr(tuner, "start_session", None)
+    if callable(start_session):
+        start_session()  # optional hook: a tuner that keeps state across sessions learns where this one starts
 
     def deploy(parallelism: dict[str, int]) -> None:
         executor.deploy(retarget_parallelism(spec, parallelism), parallelism)

@@ -27,7 +27,7 @@ def bench(
     from streamtune_cli.cli.common import console, progress_bar, write_json_atomic, write_text_atomic
 
     loaded = load_suite(suite)
-    chosen = parse_tuner_list(tuners) if tuners is not None else None
+    chosen = parse_tuner_list(tuners, tuple(loaded.suite.variants)) if tuners is not None else None
     with progress_bar(f"bench {loaded.suite.name}", plan_size(loaded, chosen)) as advance:
         result = run_suite(loaded, tuners=chosen, on_run=lambda _row: advance(1))
     for table in bench_rich_tables(result):

@@ -99,7 +99,18 @@ def _rates_line(base_rate_rps: float, peak_rps: float, last_target_rps: float) -
 def tune(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
     executor: str = typer.Option("sim", "--executor", "-e", help=_EXECUTOR_HELP),
-    tuner: str = typer.Option("ds2", "--tuner", "-t", help="ds2, conttune or autoscaler."),
+    tuner: str = typer.Option(
+        "streamtune", "--tuner", "-t",
+        help="streamtune (history-pretrained, the default), ds2, conttune or autoscaler.",
+    ),
+    models: Optional[Path] = typer.Option(
+        None, "--models",
+        help="streamtune: folder of pretrained models (`streamtune pretrain --out`); default: the shipped ones.",
+    ),
+    history: Optional[Path] = typer.Option(
+        None, "--history",
+        help="Add this session to the history at DIR (created if missing), so the next `pretrain` learns from it.",
+    ),
     seed: int = _executor_flag("--seed", " The trace records it."),
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
@@ -130,7 +141,11 @@ def tune(
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
-    chosen = make_tuner(tuner)
+    if models is not None and tuner != "streamtune":
+        from streamtune_cli.errors import UsageError
+
+        raise UsageError(f"--models is an option of the streamtune tuner, not of {tuner!r}")
+    chosen = make_tuner(tuner, **({"models": str(models)} if models is not None else {}))
     spec = _load_job(job)
     show_steps = not as_json and not quiet_progress()
     with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
@@ -144,6 +159,8 @@ def tune(
     meta = trace.meta
     oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
     files = _write_reports(trace, report, oracle["parallelism"]) if report is not None else []
+    if history is not None:
+        files.append(_add_to_history(trace, history, report))
     rows = [
         {
             "operator": op.id,
@@ -175,6 +192,23 @@ def tune(
     console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
     for path in files:
         console.print(f"wrote {path}")
+
+
+def _add_to_history(trace: Any, history: Path, report: Optional[Path]) -> Path:
+    """Record the session as a run of the history (through the trace file, as `history add` does)."""
+    import tempfile
+
+    from streamtune_cli.history.importers import add_trace
+    from streamtune_cli.io import write_json_atomic
+
+    if report is not None and (report / "trace.json").is_file():
+        add_trace(report / "trace.json", history)
+        return history
+    with tempfile.TemporaryDirectory(prefix="streamtune-trace-") as tmp:
+        path = Path(tmp) / "trace.json"
+        write_json_atomic(path, trace.model_dump(mode="json"))
+        add_trace(path, history)
+    return history
 
 
 def _print_recommendation(console: Any, trace: Any, rows: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ds2": ("streamtune_cli.tuning.tuners.ds2", "DS2Tuner"),
     "conttune": ("streamtune_cli.tuning.tuners.conttune", "ContTuneTuner"),
     "autoscaler": ("streamtune_cli.tuning.tuners.autoscaler", "AutoscalerTuner"),
+    "streamtune": ("streamtune_cli.tuning.tuners.streamtune", "StreamTuneTuner"),
 }
 
 TUNER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
