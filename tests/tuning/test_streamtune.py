@@ -136,3 +136,20 @@ def test_a_step_in_the_rate_is_followed_and_the_trace_shows_it() -> None:
     assert trace.steps[behind].decision.parallelism != trace.steps[behind].parallelism  # it reacts
     assert trace.meta["stop_reason"] == "converged" and trace.meta["target_met"]
     assert trace.steps[-1].observation.target_rate_rps == pytest.approx(200_000 * 1.6)
+
+
+def test_a_tampered_model_named_by_the_user_is_one_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from streamtune_cli.cli.app import app
+
+    models = tmp_path / "models"
+    shutil.copytree(default_models_dir(), models)
+    for weights in models.glob("cluster-*/weights.pt"):
+        data = bytearray(weights.read_bytes())
+        data[100] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    result = CliRunner().invoke(app, ["tune", str(ROOT / "configs/nexmark/q3.yaml"), "--models", str(models), "--max-steps", "2"])
+    assert result.exit_code == 2 and "checksum" in result.output and "Traceback" not in result.output

@@ -291,7 +291,10 @@ class StreamTuneTuner:
         directory = Path(self.models) if self.models else default_models_dir()
         try:
             bank = _model_bank(str(directory.resolve()))
-        except Exception as exc:  # no models, or unreadable ones: tune anyway, and say so in every reason
+        except Exception as exc:
+            if self.models is not None:
+                raise  # models the user named must load: a tampered or broken file is their error (exit 2)
+            # The shipped default is missing or unreadable: tune anyway, and say so in every reason.
             self._assignment["note"] = f"cold start: no usable pretrained models in {directory} ({str(exc)[:120]})"
             return
         graph = view.labeled()
