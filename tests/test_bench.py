@@ -251,6 +251,8 @@ BAD_SUITE_HEAD = "name: s\njobs: [j.yaml]\nregimes: [linear]\n"
         ("tuners: [x]\nvariants:\n  x: {tuner: nosuch}\n", "6:7", "unknown tuner 'nosuch'"),
         ("tuners: [x]\nvariants:\n  x: {tuner: ds2, options: {bogus: 1}}\n", "6:29", "no option 'bogus'"),
         ("tuners: [ds2]\nvariants:\n  ds2: {tuner: conttune}\n", "6:3", "has the name of a tuner"),
+        ("tuners: [x]\nvariants:\n  x: {tuner: ds2}\ntuner_options:\n  x: {bogus: 1}\n", "8:3", "is a variant"),
+        ("tuners: [streamtune]\ntuner_options:\n  streamtune: {models: nowhere}\n", "6:16", "no model index"),
     ],
 )
 def test_bad_tuner_options_and_numbers_fail_validation_with_position(tmp_path: Path, tail: str, line_col: str, fragment: str):
@@ -446,3 +448,18 @@ def test_catch_up_load_is_what_an_over_provisioned_tuner_is_paid_for():
             if name == "roomy":
                 assert obs.operators["keyed"].input_rate_rps > 20_000  # the backlog is real load
     assert lags["roomy"] == 0.0 and lags["tight"] > 0
+
+
+def test_a_suites_models_path_is_relative_to_the_suite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from streamtune_cli.tuning.tuners.streamtune import default_models_dir
+
+    shutil.copytree(default_models_dir(), tmp_path / "models")
+    suite = _tiny_suite(tmp_path, regimes=["linear"], tuners=["st"], max_steps=3,
+                        variants={"st": {"tuner": "streamtune", "options": {"models": "models"}}})
+    monkeypatch.chdir(tmp_path / "jobs")  # anywhere but the suite's folder
+    out = tmp_path / "b.json"
+    result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["runs"][0]["tuner_info"]["cluster"] is not None

@@ -218,7 +218,7 @@ def run_suite(
                     initial = _initial_parallelism(spec, suite.initial_parallelism)
                     for seed in suite.seeds:
                         for tuner_name in tuners:
-                            base, options = suite.tuner_spec(tuner_name)
+                            base, options = loaded.tuner_spec(tuner_name)
                             tuner = make_tuner(base, **options)
                             with make_executor(suite.executor, seed=seed, **executor_args) as executor:
                                 trace = run_tuning(spec, executor, tuner, config, seed=seed, initial_parallelism=initial)
@@ -228,7 +228,7 @@ def run_suite(
             for seed in suite.seeds:
                 for tuner_name in tuners:
                     # One tuner object and one running job for the whole sequence of levels.
-                    base, options = suite.tuner_spec(tuner_name)
+                    base, options = loaded.tuner_spec(tuner_name)
                     tuner = make_tuner(base, **options)
                     with make_executor(suite.executor, seed=seed, **executor_args) as executor:
                         current = _initial_parallelism(levels[0][0], suite.initial_parallelism)

@@ -92,6 +92,11 @@ class Regime(_Strict):
         return data
 
 
+# A rate factor multiplies a job's rate: beyond a million-fold nothing physical is left to simulate, and the
+# product must stay a finite float.
+_RateFactor = Annotated[float, Field(gt=0, le=1e6)]
+
+
 class TunerVariant(_Strict):
     """A named tuner configuration (for ablations): `tuners` may list its name like a tuner's."""
 
@@ -112,8 +117,8 @@ class BenchSuite(_Strict):
     description: str = ""
     jobs: list[str] = Field(min_length=1)
     protocol: Literal["cold", "continuous"] = "cold"
-    rate_factors: list[PositiveFloat] = Field(default=[1.0], min_length=1)
-    rate_levels: list[PositiveFloat] | None = Field(
+    rate_factors: list[_RateFactor] = Field(default=[1.0], min_length=1)
+    rate_levels: list[_RateFactor] | None = Field(
         default=None, min_length=2, description="continuous protocol: the rate factors in the order they come"
     )
     regimes: list[Regime] = Field(default_factory=lambda: [Regime.model_validate(r) for r in ("linear", "sublinear", "skewed")])
@@ -169,11 +174,29 @@ class BenchSuite(_Strict):
         return list(self.rate_levels) if self.protocol == "continuous" and self.rate_levels else list(self.rate_factors)
 
 
+# Tuner options that name a path: relative paths are relative to the suite file, like its jobs.
+_PATH_OPTIONS = ("models",)
+
+
+def _resolve_paths(options: dict[str, Any], base: Path) -> dict[str, Any]:
+    resolved = dict(options)
+    for key in _PATH_OPTIONS:
+        value = resolved.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            resolved[key] = os.path.normpath(base / value)
+    return resolved
+
+
 @dataclass(frozen=True)
 class LoadedSuite:
     suite: BenchSuite
     path: Path
     jobs: list[tuple[Path, JobSpec]] = field(default_factory=list)
+
+    def tuner_spec(self, name: str) -> tuple[str, dict[str, Any]]:
+        """(registered tuner, options) for a name in `tuners`, path options resolved against the suite file."""
+        base, options = self.suite.tuner_spec(name)
+        return base, _resolve_paths(options, self.path.parent)
 
 
 def _tuner_names() -> tuple[str, ...]:
@@ -203,16 +226,21 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
         elif variant.tuner not in known:
             problems.append(doc.problem(("variants", name, "tuner"), f"unknown tuner {variant.tuner!r} (known: {', '.join(known)})"))
         else:
-            problems += _tuner_option_problems(doc, variant.tuner, variant.options, ("variants", name, "options"))
+            options = _resolve_paths(variant.options, path.parent)
+            problems += _tuner_option_problems(doc, variant.tuner, options, ("variants", name, "options"))
     for i, name in enumerate(suite.tuners):
         if name not in known and name not in suite.variants:
             choices = ", ".join([*known, *suite.variants])
             problems.append(doc.problem(("tuners", i), f"unknown tuner {name!r} (known: {choices})"))
     for name, options in suite.tuner_options.items():
-        if name not in suite.tuners:
+        if name in suite.variants:
+            problems.append(
+                doc.problem(("tuner_options", name), f"{name!r} is a variant: put its options in variants.{name}.options")
+            )
+        elif name not in suite.tuners:
             problems.append(doc.problem(("tuner_options", name), f"options for {name!r}, which is not in tuners"))
         elif name in known:
-            problems += _tuner_option_problems(doc, name, options, ("tuner_options", name))
+            problems += _tuner_option_problems(doc, name, _resolve_paths(options, path.parent), ("tuner_options", name))
     problems += _executor_problems(doc, suite)
     job_paths = []
     for i, job in enumerate(suite.jobs):

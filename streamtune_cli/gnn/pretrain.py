@@ -80,7 +80,7 @@ def pretrain(
     config: TrainConfig = TrainConfig(),
     device: str = "cpu",
     evaluate: bool = False,
-    threads: int | None = None,
+    threads: int | None = 2,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train and save one encoder per cluster; returns the report (per cluster, and per family with --evaluate).

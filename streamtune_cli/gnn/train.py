@@ -247,6 +247,8 @@ def baseline_scores(train: Sequence[GraphSample], test: Sequence[GraphSample], s
 
     x_train, y_train = tabular(list(train))
     x_test, y_test = tabular(list(test))
+    if len(y_test) == 0:
+        return classification_metrics(y_test, np.zeros(0))
     if len(set(y_train.tolist())) < 2:
         return classification_metrics(y_test, np.full(len(y_test), float(y_train.mean()) if len(y_train) else 0.0))
     model = HistGradientBoostingClassifier(random_state=seed, max_iter=200)

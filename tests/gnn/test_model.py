@@ -80,3 +80,11 @@ def test_cuda_without_a_gpu_is_a_usage_error() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_the_baseline_scores_an_empty_test_set_without_crashing() -> None:
+    from streamtune_cli.gnn.train import baseline_scores
+
+    rng = np.random.default_rng(4)
+    scores = baseline_scores([_tiny(rng) for _ in range(20)], [])
+    assert scores["operators"] == 0 and scores["roc_auc"] is None

@@ -22,11 +22,14 @@ def pretrain(
     evaluate: bool = typer.Option(
         False, "--evaluate", help="Also train the non-graph baseline on the same splits and run leave-one-family-out."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the splits and of training: the same seed gives the same models."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the splits and of training: the same seed gives the same models."),
     epochs: int = typer.Option(60, "--epochs", min=1, max=10_000, help="Most epochs per model (early stopping usually ends sooner)."),
     patience: int = typer.Option(6, "--patience", min=1, help="Epochs without a better validation loss before stopping."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: a GPU when one is visible)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all cores)."),
+    threads: int = typer.Option(
+        2, "--threads", min=1, max=64,
+        help="CPU threads for torch. Weights are bit-identical for the same seed and thread count (the shipped models: 2).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Pretrain one graph encoder per cluster to predict operator bottlenecks from what a cluster measures.

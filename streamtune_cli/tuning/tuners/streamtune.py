@@ -169,15 +169,24 @@ class _ModelBank:
         self.directory = directory
         index = load_index(directory)
         self.entries = []
-        for entry in index["clusters"]:
-            path = directory / str(entry["path"])
+        for i, entry in enumerate(index["clusters"]):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or "cluster" not in entry:
+                raise ModelFileError(directory / "index.json", f"clusters[{i}] needs a cluster id and a path")
+            path = directory / entry["path"]
             try:
                 meta = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+                if not isinstance(meta, dict):
+                    raise ValueError("model.json is not an object")
                 medoid = graph_from_json((meta.get("medoid") or {}).get("graph"), str(path / METADATA_FILE))
-            except (OSError, ValueError, TypeError, AttributeError) as exc:
-                raise ModelFileError(path / METADATA_FILE, f"cannot read the cluster's medoid: {exc}") from None
-            families = sorted((meta.get("families") or {}).keys())
-            scaling_rmse = ((meta.get("metrics") or {}).get("held_out_jobs") or {}).get("scaling_rmse")
+                families = sorted(meta.get("families") or {})
+                metrics = meta.get("metrics") or {}
+                scaling_rmse = (metrics.get("held_out_jobs") or {}).get("scaling_rmse")
+                if scaling_rmse is not None:
+                    scaling_rmse = float(scaling_rmse)
+                    if not math.isfinite(scaling_rmse) or scaling_rmse < 0:
+                        raise ValueError(f"scaling_rmse must be a finite number >= 0, got {scaling_rmse}")
+            except Exception as exc:  # any malformed metadata is the file's fault, never a crash
+                raise ModelFileError(path / METADATA_FILE, f"cannot read the cluster's metadata: {str(exc)[:200]}") from None
             self.entries.append(
                 {"cluster": str(entry["cluster"]), "path": path, "medoid": medoid, "families": families,
                  "scaling_rmse": scaling_rmse, "scaling_priors": meta.get("scaling_priors")}
@@ -267,8 +276,10 @@ class StreamTuneTuner:
         self._assignment: dict[str, Any] | None = None
         self._priors: dict[str, tuple[float, float]] = {}
         self._prior_source = ""
-        # Per operator: the highest parallelism it had to be scaled up from (never scaled down to again).
+        # Per operator: the highest parallelism it had to be scaled up from (never scaled down to again),
+        # and the smallest one measured to have less capacity than a smaller one (never scaled up to again).
         self._floor: dict[str, int] = {}
+        self._ceiling: dict[str, int] = {}
         # Where this tuning session's steps start in the history the loop passes (set on its first call).
         self._session_offset: int | None = None
 
@@ -312,7 +323,14 @@ class StreamTuneTuner:
             cluster=entry["cluster"], distance=distance, families=entry["families"], excluded=sorted(exclude)
         )
         if self.prior == "gnn":
-            self._priors = self._embed(bank.model(entry), view, observation, parallelism, entry)
+            try:
+                model = bank.model(entry)
+            except Exception as exc:
+                if self.models is not None:
+                    raise
+                self._assignment["note"] = f"cold start: the shipped model of cluster {entry['cluster']} is unusable ({str(exc)[:120]})"
+                return
+            self._priors = self._embed(model, view, observation, parallelism, entry)
         else:
             self._priors = self._history_priors(view, entry)
         left_out = f"; left out {', '.join(sorted(exclude))}" if exclude else ""
@@ -328,8 +346,13 @@ class StreamTuneTuner:
         structure = graph_structure(view)
         metrics = {op: observation.operators[op].model_copy(update={"parallelism": parallelism[op]}) for op in structure.operators}
         x = torch.from_numpy(node_features(structure, metrics))
-        with torch.no_grad():
-            delta = model.scaling_exponent(x, torch.from_numpy(structure.edge_index), torch.from_numpy(structure.edge_attr))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same priors on any machine: reductions in one fixed order
+        try:
+            with torch.no_grad():
+                delta = model.scaling_exponent(x, torch.from_numpy(structure.edge_index), torch.from_numpy(structure.edge_attr))
+        finally:
+            torch.set_num_threads(threads)
         spread = max(_MIN_PRIOR_STD, float(entry.get("scaling_rmse") or _MIN_PRIOR_STD))
         return {op: (float(d), spread) for op, d in zip(structure.operators, delta.tolist())}
 
@@ -340,8 +363,10 @@ class StreamTuneTuner:
         for op in view.topological_order:
             keyed = any(e.partitioning == Partitioning.hash for e in view.in_edges(op))
             found = table.get(f"{view.operator(op).kind.value}|{'hash' if keyed else 'other'}")
-            if isinstance(found, dict) and isinstance(found.get("mean"), (int, float)):
-                priors[op] = (float(found["mean"]), max(_MIN_PRIOR_STD, float(found.get("std") or _MIN_PRIOR_STD)))
+            if isinstance(found, dict) and isinstance(found.get("mean"), (int, float)) and math.isfinite(found["mean"]):
+                std = found.get("std")
+                std = float(std) if isinstance(std, (int, float)) and math.isfinite(std) else _MIN_PRIOR_STD
+                priors[op] = (min(1.0, max(0.0, float(found["mean"]))), max(_MIN_PRIOR_STD, std))
         return priors
 
     def _prior(self, view: JobView, op: str) -> tuple[tuple[float, float], str]:
@@ -369,13 +394,26 @@ class StreamTuneTuner:
             return safe, ""
         if point is not None:
             return point, ""
-        measured: dict[int, list[float]] = {}
+        # No parallelism is predicted to meet the demand. Measured total capacity by parallelism:
+        measured: dict[int, float] = {}
         for p, log_a in _ability_points(op, steps):
-            measured.setdefault(p, []).append(math.log(p) + log_a)
+            measured.setdefault(p, 0.0)
+        for p in measured:
+            logs = [math.log(q) + a for q, a in _ability_points(op, steps) if q == p]
+            measured[p] = sum(logs) / len(logs)
         if not measured:
             return cap, "; no parallelism is predicted to meet the demand: max parallelism"
-        best = max(measured, key=lambda p: (sum(measured[p]) / len(measured[p]), -p))
-        return best, f"; no parallelism is predicted to meet the demand: p={best} had the most capacity measured"
+        best = max(measured, key=lambda p: (measured[p], -p))
+        higher = [p for p in measured if p > best]
+        if higher:
+            # A larger parallelism was measured and did worse: the capacity peaks; stay below that.
+            self._ceiling[op] = min(self._ceiling.get(op, cap + 1), min(higher))
+            return best, f"; capacity peaks: p={best} had the most measured, p={min(higher)} less"
+        # Capacity still grew up to the largest parallelism measured: probe further up, sized as if
+        # instances scaled linearly from there (the optimistic guess, corrected by the next window).
+        linear = math.ceil(demand / math.exp(measured[best]) * best * (1 + 1e-9))
+        probe = min(cap, self._ceiling.get(op, cap + 1) - 1, max(best + 1, linear))
+        return max(1, probe), f"; no parallelism is predicted to meet the demand: probing p={probe} (linear from p={best})"
 
     @staticmethod
     def _restart_s(steps: list[tuple[Parallelism, Observation]]) -> float:
@@ -427,7 +465,11 @@ class StreamTuneTuner:
             # deviation of pessimism about delta; a pretrained prior or an online fit with self.z.
             z_op = max(z, 1.0) if prior_source == "cold-start prior" and model.source == prior_source else z
             chosen, keep_note = self._choose(model, demand, cap, z_op, mono, op, steps, self.risk)
-            if chosen < p_now:
+            peaked = keep_note.startswith("; capacity peaks")
+            if op in self._ceiling and chosen >= self._ceiling[op]:
+                chosen = self._ceiling[op] - 1
+                keep_note += f"; below p={self._ceiling[op]}, measured to have less capacity"
+            if chosen < p_now and not peaked:
                 # A wrong scale-down costs two reconfigurations (down, then back up): it needs a quarter of
                 # the risk, a saving of at least scale_down_min, and must stay above any parallelism this
                 # operator already had to leave upward.
