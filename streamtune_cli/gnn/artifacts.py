@@ -151,9 +151,11 @@ def load_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         raise ModelFileError(weights, "weights do not match the checksum in model.json (tampered with or truncated)")
     try:
         config = EncoderConfig(**meta["encoder"])
+        if not (1 <= config.hidden <= 4096 and 0 <= config.layers <= 64 and 0.0 <= config.dropout < 1.0):
+            raise ValueError(f"hidden {config.hidden}, layers {config.layers}, dropout {config.dropout} out of range")
         model = BottleneckEncoder(config)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(directory / METADATA_FILE, f"bad encoder configuration: {exc}") from None
+    except Exception as exc:  # torch raises RuntimeError for impossible shapes: still the file's fault
+        raise ModelFileError(directory / METADATA_FILE, f"bad encoder configuration: {str(exc)[:200]}") from None
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)

@@ -93,6 +93,10 @@ def test_a_model_for_other_features_or_shapes_is_refused(saved) -> None:
     (directory / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(directory)
+    meta["encoder"]["hidden"] = -1
+    (directory / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="bad encoder configuration"):
+        load_model(directory)
     (directory / METADATA_FILE).write_text("{not json")
     with pytest.raises(ModelFileError, match="cannot read"):
         load_model(directory)
