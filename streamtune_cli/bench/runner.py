@@ -138,7 +138,7 @@ def run_suite(
     Every tuner runs on the same (job, rate, regime, seed) cases from the same start, so rows are paired.
     Rows, aggregates and failure lists depend only on the suite and the code, not on timing.
     """
-    from streamtune_cli.bench.aggregate import aggregate_runs, failures_by_tuner, oracle_aggregate
+    from streamtune_cli.bench.aggregate import ORACLE_ROW, aggregate_runs, failures_by_tuner, oracle_aggregate
     from streamtune_cli.definitions import peak_target_rate_rps
     from streamtune_cli.executors.registry import make_executor
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
@@ -251,12 +251,12 @@ def run_suite(
                             current = dict(trace.meta["final_parallelism"])
     elapsed_s = time.perf_counter() - clock
     aggregates = aggregate_runs(rows, tuners)
-    aggregates["oracle"] = oracle_aggregate(rows)
+    aggregates[ORACLE_ROW] = oracle_aggregate(rows)
     by_regime = {}
     for regime in suite.regimes:
         regime_rows = [r for r in rows if r["regime"] == regime.name]
         by_regime[regime.name] = aggregate_runs(regime_rows, tuners)
-        by_regime[regime.name]["oracle"] = oracle_aggregate(regime_rows)
+        by_regime[regime.name][ORACLE_ROW] = oracle_aggregate(regime_rows)
     return {
         "format_version": 2,
         "schema": "streamtune.bench/2",

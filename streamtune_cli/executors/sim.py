@@ -22,7 +22,7 @@ from streamtune_cli.capacity import (
     min_key_share,
     usl_rate,
 )
-from streamtune_cli.definitions import RATE_TOLERANCE, bottleneck_set, peak_target_rate_rps
+from streamtune_cli.definitions import bottleneck_set, peak_target_rate_rps
 from streamtune_cli.errors import ExecutorError, UsageError
 from streamtune_cli.executors.base import Observation, OperatorMetrics, Parallelism
 from streamtune_cli.executors.schedules import rate_factor_function
@@ -64,16 +64,6 @@ class SteadyState:
     )
     bottlenecks: tuple[str, ...] = field(metadata={"doc": "definitions.bottleneck_set over saturated and blocked"})
     catch_up_rps: float = field(default=0.0, metadata={"doc": "backlog records/s read on top of the target"})
-
-    @property
-    def keeps_up(self) -> bool:
-        """Noise-free: the deployment sustains this target rate without building lag."""
-        return self.headroom >= 1.0 - RATE_TOLERANCE
-
-    @property
-    def spare_rate_rps(self) -> float:
-        """Extra records/s the job could ingest beyond the target (drains lag); 0 when throttled."""
-        return max(0.0, self.headroom - 1.0) * self.target_rate_rps if math.isfinite(self.headroom) else math.inf
 
 
 class SimDeployment:

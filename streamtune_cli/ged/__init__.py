@@ -3,8 +3,9 @@ matrices, and clustering of jobs by structure.  See docs/ged.md."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from streamtune_cli._lazy import lazy_exports
 
 # Names resolve on first use (PEP 562), so `from streamtune_cli.ged import canonical_hash` does not import
 # scipy, and nothing but cluster_distance_matrix imports scikit-learn (slow to import, rarely needed).
@@ -63,14 +64,4 @@ if TYPE_CHECKING:
     from .model import EDGE_LABEL_ATTR, NODE_LABEL_ATTR, EditCosts, GedResult, networkx_cost_kwargs
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

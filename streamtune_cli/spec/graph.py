@@ -8,26 +8,21 @@ import networkx as nx
 
 from streamtune_cli.spec.models import Edge, JobSpec, Operator, OperatorKind
 
-__all__ = ["JobGraph"]
+__all__ = ["JobGraph", "DagQueries"]
 
 
-class JobGraph:
-    """Read-only graph view of a JobSpec; node = operator id, edge data `edge` = the spec's Edge."""
+class DagQueries:
+    """The DAG queries every algorithm needs, over `self.nx` (a DiGraph) and the subclass's `operator(id)`
+    (with `.kind`, `.rate_share`) and `edge(src, dst)`. JobGraph (the full spec) and tuning.view.JobView
+    (what a tuner may see) share them."""
 
-    def __init__(self, spec: JobSpec):
-        self.spec = spec
-        graph = nx.DiGraph()
-        for op in spec.operators:
-            graph.add_node(op.id, operator=op, kind=op.kind.value)
-        for edge in spec.edges:
-            graph.add_edge(edge.src, edge.dst, edge=edge, partitioning=edge.partitioning.value)
-        self.nx = graph
+    nx: nx.DiGraph
 
-    def operator(self, op_id: str) -> Operator:
-        return self.nx.nodes[op_id]["operator"]
+    def operator(self, op_id: str):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
 
-    def edge(self, src: str, dst: str) -> Edge:
-        return self.nx.edges[src, dst]["edge"]
+    def edge(self, src: str, dst: str):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
 
     @cached_property
     def topological_order(self) -> list[str]:
@@ -48,10 +43,10 @@ class JobGraph:
     def downstream(self, op_id: str) -> list[str]:
         return sorted(self.nx.successors(op_id))
 
-    def in_edges(self, op_id: str) -> list[Edge]:
+    def in_edges(self, op_id: str) -> list:
         return [self.edge(u, op_id) for u in self.upstream(op_id)]
 
-    def out_edges(self, op_id: str) -> list[Edge]:
+    def out_edges(self, op_id: str) -> list:
         return [self.edge(op_id, v) for v in self.downstream(op_id)]
 
     def source_rates(self, total_rate_rps: float) -> dict[str, float]:
@@ -60,12 +55,31 @@ class JobGraph:
         total = sum(shares.values())
         return {s: total_rate_rps * share / total for s, share in shares.items()}
 
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+
+class JobGraph(DagQueries):
+    """Read-only graph view of a JobSpec; node = operator id, edge data `edge` = the spec's Edge."""
+
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        graph = nx.DiGraph()
+        for op in spec.operators:
+            graph.add_node(op.id, operator=op, kind=op.kind.value)
+        for edge in spec.edges:
+            graph.add_edge(edge.src, edge.dst, edge=edge, partitioning=edge.partitioning.value)
+        self.nx = graph
+
+    def operator(self, op_id: str) -> Operator:
+        return self.nx.nodes[op_id]["operator"]
+
+    def edge(self, src: str, dst: str) -> Edge:
+        return self.nx.edges[src, dst]["edge"]
+
     def labeled(self) -> nx.DiGraph:
         """Structure only (node label `kind`, edge label `partitioning`): the input of graph edit distance."""
         graph = nx.DiGraph()
         graph.add_nodes_from((n, {"kind": d["kind"]}) for n, d in self.nx.nodes(data=True))
         graph.add_edges_from((u, v, {"partitioning": d["partitioning"]}) for u, v, d in self.nx.edges(data=True))
         return graph
-
-    def __len__(self) -> int:
-        return self.nx.number_of_nodes()

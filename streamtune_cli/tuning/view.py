@@ -10,11 +10,11 @@ reference to the spec, so nothing hidden can leak through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from streamtune_cli.spec.graph import DagQueries
 from streamtune_cli.spec.models import OperatorKind, Partitioning
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class EdgeView:
     key: tuple[str, ...] | None = None
 
 
-class JobView:
-    """Topology and deployment facts of a job, with the JobGraph queries the tuners use."""
+class JobView(DagQueries):
+    """Topology and deployment facts of a job, with the DAG queries (shared with JobGraph) the tuners use."""
 
     def __init__(self, name: str, operators: list[OperatorView], edges: list[EdgeView]):
         self.name = name
@@ -85,36 +85,6 @@ class JobView:
     def edge(self, src: str, dst: str) -> EdgeView:
         return self._edges[(src, dst)]
 
-    @cached_property
-    def topological_order(self) -> list[str]:
-        return list(nx.lexicographical_topological_sort(self.nx))
-
-    @property
-    def sources(self) -> list[str]:
-        return [n for n in self.topological_order if self._operators[n].kind == OperatorKind.source]
-
-    @property
-    def sinks(self) -> list[str]:
-        return [n for n in self.topological_order if self._operators[n].kind == OperatorKind.sink]
-
-    def upstream(self, op_id: str) -> list[str]:
-        return sorted(self.nx.predecessors(op_id))
-
-    def downstream(self, op_id: str) -> list[str]:
-        return sorted(self.nx.successors(op_id))
-
-    def in_edges(self, op_id: str) -> list[EdgeView]:
-        return [self.edge(u, op_id) for u in self.upstream(op_id)]
-
-    def out_edges(self, op_id: str) -> list[EdgeView]:
-        return [self.edge(op_id, v) for v in self.downstream(op_id)]
-
-    def source_rates(self, total_rate_rps: float) -> dict[str, float]:
-        """Split a total target rate over the sources by their rate_share (equal shares by default)."""
-        shares = {s: (self._operators[s].rate_share or 1.0) for s in self.sources}
-        total = sum(shares.values())
-        return {s: total_rate_rps * share / total for s, share in shares.items()}
-
     def labeled(self) -> nx.DiGraph:
         """Structure only (node label `kind`, edge label `partitioning`), as graph edit distance compares."""
         return self.nx.copy()
@@ -127,5 +97,3 @@ class JobView:
             tuple(sorted((e.src, e.dst, e.partitioning.value, e.key) for e in self._edges.values())),
         )
 
-    def __len__(self) -> int:
-        return self.nx.number_of_nodes()

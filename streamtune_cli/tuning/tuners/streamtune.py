@@ -275,7 +275,6 @@ class StreamTuneTuner:
         # Learned state, kept across calls (and across rate levels in continuous tuning).
         self._assignment: dict[str, Any] | None = None
         self._priors: dict[str, tuple[float, float]] = {}
-        self._prior_source = ""
         # Per operator: the highest parallelism it had to be scaled up from (never scaled down to again),
         # and the smallest one measured to have less capacity than a smaller one (never scaled up to again).
         self._floor: dict[str, int] = {}
@@ -394,13 +393,11 @@ class StreamTuneTuner:
             return safe, ""
         if point is not None:
             return point, ""
-        # No parallelism is predicted to meet the demand. Measured total capacity by parallelism:
-        measured: dict[int, float] = {}
+        # No parallelism is predicted to meet the demand. Mean measured log capacity by parallelism:
+        logs: dict[int, list[float]] = {}
         for p, log_a in _ability_points(op, steps):
-            measured.setdefault(p, 0.0)
-        for p in measured:
-            logs = [math.log(q) + a for q, a in _ability_points(op, steps) if q == p]
-            measured[p] = sum(logs) / len(logs)
+            logs.setdefault(p, []).append(math.log(p) + log_a)
+        measured = {p: sum(v) / len(v) for p, v in logs.items()}
         if not measured:
             return cap, "; no parallelism is predicted to meet the demand: max parallelism"
         best = max(measured, key=lambda p: (measured[p], -p))
