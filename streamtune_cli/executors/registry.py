@@ -35,7 +35,7 @@ __all__ = [
 class ExecutorOption:
     """One keyword option of an executor: its type, default, bounds and meaning.
 
-    `type` is int, float or str; every number must also be finite. `optional` admits None (the default).
+    `type` is int, float, bool or str; every number must also be finite. `optional` admits None (the default).
     """
 
     name: str
@@ -51,6 +51,8 @@ class ExecutorOption:
         """What a valid value is, in words: 'must be a finite number between 0 and 0.5'."""
         if self.type is str:
             return "must be a string"
+        if self.type is bool:
+            return "must be true or false"
         kind = "an integer" if self.type is int else "a finite number"
         if self.gt == 0 and self.ge is None and self.le is None:
             return "must be a positive integer" if self.type is int else "must be positive and finite"
@@ -77,9 +79,10 @@ class ExecutorOptionError(UsageError):
 # validating a `flink` suite never imports an HTTP client, and `sim` never pays for one either.
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "sim": ("streamtune_cli.executors.sim", "SimExecutor", "SimOptions"),
+    "local": ("streamtune_cli.executors.local.executor", "LocalExecutor", "LocalOptions"),
 }
 # Known names that have no implementation yet: asking for one says so instead of "unknown".
-_PLANNED: tuple[str, ...] = ("local", "flink")
+_PLANNED: tuple[str, ...] = ("flink",)
 
 EXECUTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -102,6 +105,31 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         ExecutorOption(
             "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
         ),
+    ),
+    "local": (
+        ExecutorOption("window_s", float, 10.0, "Length of one measurement window in seconds (wall clock)", gt=0),
+        ExecutorOption("warmup_s", float, 5.0, "Seconds the job runs before each window is measured", ge=0),
+        ExecutorOption(
+            "rate_rps",
+            float,
+            None,
+            "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
+            gt=0,
+            optional=True,
+        ),
+        ExecutorOption(
+            "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
+        ),
+        ExecutorOption("fusion", bool, True, "Run chainable operators fused in one process (false: one process per operator)"),
+        ExecutorOption("sink", str, "count", "What sinks do with their records: count, blackhole or parquet"),
+        ExecutorOption("sink_dir", str, None, "Folder the parquet sinks write to", optional=True),
+        ExecutorOption("seed", int, 0, "Seed of the generated input (same seed, same records)", ge=0),
+        ExecutorOption("queue_batches", int, 8, "Capacity of each process's input queue, in batches", ge=1, le=4096),
+        ExecutorOption("batch_rows", int, 8192, "Most records a source puts in one batch", ge=1, le=1_000_000),
+        ExecutorOption(
+            "bounded_events", int, None, "Stop the input after this many Nexmark events (default: unbounded)", ge=1, optional=True
+        ),
+        ExecutorOption("start_timeout_s", float, 120.0, "Longest wait for the job's processes to start or stop", gt=0),
     ),
 }
 

@@ -58,7 +58,6 @@ def test_tune_rate_and_bounds() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--executor", "local"], "executor 'local' is not available yet"),
         (["--executor", "flink"], "executor 'flink' is not available yet"),
         (["--executor", "k8s"], "unknown executor 'k8s'"),
         (["--tuner", "magic"], "unknown tuner 'magic'"),

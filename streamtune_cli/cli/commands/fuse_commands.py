@@ -40,6 +40,14 @@ def fuse(
     copy_us_per_byte: float = typer.Option(0.0005, help="Cost model: chained record copy per byte (µs)."),
     hop_latency_ms: float = typer.Option(0.5, help="Cost model: latency of one queue/network hop (ms)."),
     no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster; no polars import)."),
+    measure: bool = typer.Option(
+        False,
+        "--measure",
+        help="Also run the job unfused and fused on the local executor (sources flat out) and print measured "
+        "throughput, CPU per record and bytes serialized next to the cost model's prediction.",
+    ),
+    measure_window: float = typer.Option(10.0, "--measure-window", help="--measure: seconds measured per run (after 3 s warm-up)."),
+    measure_json: Optional[str] = typer.Option(None, "--measure-json", help="--measure: write the figures as JSON to this file ('-': stdout)."),
 ) -> None:
     """Plan operator fusion: the chains, every boundary fused or not and why, and the savings per second."""
     from streamtune_cli.cli.common import console, write_json_atomic, write_text_atomic
@@ -89,13 +97,56 @@ def fuse(
         write_text_atomic(out, header + dump_spec(plan.fused_spec))
     if markdown is not None:
         write_text_atomic(markdown, fusion_markdown(plan))
+    if measure and not (math.isfinite(measure_window) and measure_window > 0):
+        raise UsageError(f"--measure-window must be positive and finite (seconds), got {measure_window:g}")
+    if json_out == "-" and measure_json == "-":
+        raise UsageError("--json - and --measure-json - both want stdout; write one of them to a file")
     if json_out == "-":
         typer.echo(json.dumps(fusion_json(plan), indent=2))
+    elif json_out is not None:
+        write_json_atomic(json_out, fusion_json(plan))
+    if json_out != "-" and measure_json != "-":
+        for renderable in fusion_renderables(plan):
+            console.print(renderable)
+    if measure:
+        _measure(file, spec, measure_window, measure_json)
+
+
+def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str]) -> None:
+    from streamtune_cli.cli.common import console, err_console, quiet_progress, write_json_atomic
+    from streamtune_cli.executors.sim import spec_dir_of
+    from streamtune_cli.fusion.measure import measure_fusion
+
+    def progress(fused: bool) -> None:
+        if json_out != "-" and not quiet_progress():
+            err_console.print(f"measuring {'fused' if fused else 'unfused'} on the local executor ({window_s:g} s) ...")
+
+    result = measure_fusion(spec, window_s=window_s, spec_dir=spec_dir_of(file), on_run=progress)  # type: ignore[arg-type]
+    if json_out == "-":
+        typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     if json_out is not None:
-        write_json_atomic(json_out, fusion_json(plan))
-    for renderable in fusion_renderables(plan):
-        console.print(renderable)
+        write_json_atomic(json_out, result.to_dict())
+    from rich.table import Table
+
+    table = Table(title=f"{result.job}: measured on the local executor vs the cost model (fuse --mode flink chains)")
+    for column in ("run", "processes", "throughput rec/s", "CPU µs/rec", "predicted", "serialized B/rec", "predicted "):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in result.runs:
+        table.add_row(
+            "fused" if run.fused else "unfused",
+            str(run.processes),
+            f"{run.throughput_rps:,.0f}",
+            f"{run.cpu_us_per_record:.3g}",
+            f"{run.predicted_cpu_us_per_record:.3g}",
+            f"{run.serialized_bytes_per_record:.3g}",
+            f"{run.predicted_serialized_bytes_per_record:.3g}",
+        )
+    console.print(table)
+    console.print(
+        f"fused / unfused throughput: measured x{result.speedup:.2f}, cost model x{result.predicted_speedup:.2f}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

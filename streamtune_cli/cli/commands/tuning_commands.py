@@ -18,16 +18,26 @@ MAX_PARALLELISM = 32768
 # The registry's names and option declarations import no pydantic: cheap enough for `streamtune --help`.
 _SIM_OPTIONS = {option.name: option for option in EXECUTOR_OPTIONS["sim"]}
 # Executor options the CLI exposes as flags (flag -> option); each flag's help and bounds are the option's own.
-_EXECUTOR_FLAGS = {"--seed": "seed", "--noise": "noise", "--rate": "rate_rps"}
+_EXECUTOR_FLAGS = {
+    "--seed": "seed",
+    "--noise": "noise",
+    "--rate": "rate_rps",
+    "--window": "window_s",
+    "--warmup": "warmup_s",
+    "--no-fusion": "fusion",
+}
 
 
-def _executor_flag(flag: str, extra: str = "") -> Any:
-    """A typer option for an executor option: default, bounds and meaning come from the registry."""
+def _executor_flag(flag: str, extra: str = "", default: Any = None) -> Any:
+    """A typer option for an executor option: its meaning and bounds come from the registry; left out, the
+    executor's own default applies (sim's is shown)."""
     option = _SIM_OPTIONS[_EXECUTOR_FLAGS[flag]]
+    shown = f" [sim default: {option.default}]" if default is None and option.default is not None else ""
     return typer.Option(
-        option.default,
+        default,
         flag,
-        help=f"Executor option ({option.name!r} of sim): {option.help}; {option.requirement()}.{extra}",
+        help=f"Executor option {option.name!r}: {option.help}; {option.requirement()}.{extra}{shown}",
+        show_default=default is not None,
     )
 
 
@@ -36,31 +46,25 @@ _RATE_EXTRA = " A square wave with low_factor 0.5 asks for half of it in its low
 
 
 def _executor_settings(name: str, job: Path, **flags: Any) -> dict[str, Any]:
-    """Executor options from the command's flags (by option name), validated as data before anything runs.
-
-    A bad value is reported as its flag's (`--noise must be ...`), not as the option's.
+    """Executor options from the command's flags (by flag name without dashes), validated as data before
+    anything runs. A flag the executor has no option for is an error; a bad value is reported as its flag's
+    (`--noise must be ...`), not as the option's.
     """
-    from streamtune_cli.errors import UsageError
-    from streamtune_cli.executors.registry import ExecutorOptionError, executor_options
+    from streamtune_cli.cli.commands.run_commands import executor_options_from_flags
     from streamtune_cli.executors.sim import spec_dir_of
 
-    options = {_EXECUTOR_FLAGS[f"--{flag}"]: value for flag, value in flags.items() if value is not None}
-    try:
-        executor_options(name, options)
-    except ExecutorOptionError as exc:
-        flag = next((f for f, option in _EXECUTOR_FLAGS.items() if option == exc.option), None)
-        if flag is None:
-            raise
-        raise UsageError(f"{flag} {exc.detail} (option {exc.option!r} of executor {name!r})") from None
+    named = {f"--{flag.replace('_', '-')}": (_EXECUTOR_FLAGS[f"--{flag.replace('_', '-')}"], value) for flag, value in flags.items()}
+    options = executor_options_from_flags(name, named)
     # Trace schedules name their files relative to the spec.
     return {**options, "spec_dir": spec_dir_of(job)}
 
 
-def _load_job(job: Path):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
+def _load_job(job: Path, executor: str = "sim"):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
     from streamtune_cli.spec import load_spec
 
-    # SQL expressions do not matter to the sim, and parsing them would import polars.
-    return load_spec(job, check_sql_expressions=False)
+    # SQL expressions do not matter to the sim, and parsing them would import polars; the local engine runs
+    # them, so a bad one is reported with its file position before anything starts.
+    return load_spec(job, check_sql_expressions=executor == "local")
 
 
 def _fmt_rate(value: float) -> str:
@@ -111,7 +115,7 @@ def tune(
         None, "--history",
         help="Add this session to the history at DIR (created if missing), so the next `pretrain` learns from it.",
     ),
-    seed: int = _executor_flag("--seed", " The trace records it."),
+    seed: int = _executor_flag("--seed", " The trace records it.", default=0),
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
     max_parallelism: Optional[int] = typer.Option(
@@ -124,7 +128,10 @@ def tune(
     max_change: Optional[float] = typer.Option(
         None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1, finite)."
     ),
-    noise: float = _executor_flag("--noise"),
+    noise: Optional[float] = _executor_flag("--noise"),
+    window: Optional[float] = _executor_flag("--window"),
+    warmup: Optional[float] = _executor_flag("--warmup"),
+    no_fusion: bool = typer.Option(False, "--no-fusion", help="local: one process per operator instance, nothing fused."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
     ),
@@ -137,7 +144,10 @@ def tune(
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
     from streamtune_cli.tuning.tuners import make_tuner
 
-    options = _executor_settings(executor, job, seed=seed, noise=noise, rate=rate)
+    options = _executor_settings(
+        executor, job, seed=seed, noise=noise, rate=rate, window=window, warmup=warmup,
+        no_fusion=False if no_fusion else None,
+    )
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
@@ -146,7 +156,7 @@ def tune(
 
         raise UsageError(f"--models is an option of the streamtune tuner, not of {tuner!r}")
     chosen = make_tuner(tuner, **({"models": str(models)} if models is not None else {}))
-    spec = _load_job(job)
+    spec = _load_job(job, executor)
     show_steps = not as_json and not quiet_progress()
     with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
         # The rate the schedule multiplies: --rate, else the spec's (the sim's reading of both).
@@ -277,8 +287,8 @@ def simulate(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
     parallelism: Optional[str] = typer.Option(None, "--parallelism", "-p", help="op=N,op=N (operators not named keep the spec's)."),
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
-    seed: int = _executor_flag("--seed"),
-    noise: float = _executor_flag("--noise"),
+    seed: int = _executor_flag("--seed", default=0),
+    noise: Optional[float] = _executor_flag("--noise"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """What-if: one simulated window at a chosen parallelism, its bottleneck(s), and the oracle for comparison."""
