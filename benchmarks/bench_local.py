@@ -12,7 +12,10 @@ The cost of a process boundary is the extra CPU per source record of the unfused
 divided by the boundaries that fusion removes. Both runs of a job happen back to back in one invocation, so
 compare the ratios, not absolute figures across machines.
 
-    .venv/bin/python benchmarks/bench_local.py [--jobs q1,q2,q5] [--window 10] [--json out.json]
+With --cores N every process of both runs is pinned to the same N CPUs: the same CPU budget, so the
+throughput ratio is what fusion saves; without it the unfused run may also spread over more cores.
+
+    .venv/bin/python benchmarks/bench_local.py [--jobs q1,q2,q5] [--window 10] [--cores N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="q1,q2,q5", help="Nexmark jobs from configs/nexmark (comma-separated)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured per run (after 3 s warm-up)")
+    parser.add_argument("--cores", type=int, help="pin both runs to this many CPUs (default: every CPU)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -42,14 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.jobs.split(","):
         spec = load_spec(ROOT / "configs" / "nexmark" / f"{name}.yaml")
         ones = {op.id: 1 for op in spec.operators}
-        result = measure_fusion(spec, ones, window_s=args.window, spec_dir=str(ROOT / "configs" / "nexmark"))
+        result = measure_fusion(spec, ones, window_s=args.window, spec_dir=str(ROOT / "configs" / "nexmark"), cores=args.cores)
         single = spec.with_parallelism(ones)
         chain_of = {m: i for i, group in enumerate(chain_groups(single, True)) for m in group}
         removed = sum(1 for e in single.edges if chain_of[e.src] == chain_of[e.dst])  # edges fusion keeps in-process
         for run in result.runs:
-            cores = run.throughput_rps * run.cpu_us_per_record / 1e6
+            cores = run.cores_used
             row = {
                 "job": name,
+                "pinned_cores": args.cores,
                 "run": "fused" if run.fused else "unfused",
                 "processes": run.processes,
                 "records_per_s": run.throughput_rps,

@@ -124,3 +124,16 @@ def expand_paths(patterns: list[str]) -> list[Path]:
         else:
             paths.append(Path(pattern))
     return paths
+
+
+def fmt_compact(value: float) -> str:
+    """1,234,567 -> 1.23M, 999,700 -> 1M (never 1e+03k): keeps wide tables readable on 80 columns."""
+    units = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+    for i, (limit, suffix) in enumerate(units):
+        if abs(value) >= limit or suffix == "":
+            text = f"{value / limit:.3g}"
+            if "e" in text and i > 0:  # rounded up to 1000 of this unit: one unit up
+                limit, suffix = units[i - 1]
+                text = f"{value / limit:.3g}"
+            return text + suffix
+    raise AssertionError("unreachable")

@@ -93,7 +93,7 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         # Beyond 0.5 the 3-sigma truncated noise factor can reach 0 and a metric vanishes.
         ExecutorOption("noise", float, 0.02, "Relative measurement noise (0 = exact)", ge=0, le=0.5),
         ExecutorOption("window_s", float, 30.0, "Length of one measurement window in seconds", gt=0),
-        ExecutorOption("warmup_s", float, 30.0, "Simulated seconds before each window is measured", ge=0),
+        ExecutorOption("warmup_s", float, 30.0, "Seconds the job runs (simulated) before each window is measured", ge=0),
         ExecutorOption(
             "rate_rps",
             float,
@@ -130,6 +130,9 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
             "bounded_events", int, None, "Stop the input after this many Nexmark events (default: unbounded)", ge=1, optional=True
         ),
         ExecutorOption("start_timeout_s", float, 120.0, "Longest wait for the job's processes to start or stop", gt=0),
+        ExecutorOption(
+            "cores", int, None, "Pin the job's processes to this many CPUs (default: every CPU)", ge=1, le=4096, optional=True
+        ),
     ),
 }
 

@@ -25,6 +25,7 @@ class MeasuredRun:
     fused: bool
     processes: int
     throughput_rps: float
+    cores_used: float  # the job's CPU seconds per second of the window
     cpu_us_per_record: float
     serialized_bytes_per_record: float
     predicted_cpu_us_per_record: float
@@ -41,6 +42,7 @@ class FusionMeasurement:
     parallelism: dict[str, int]
     window_s: float
     runs: tuple[MeasuredRun, MeasuredRun]  # unfused, fused
+    cores: int | None = None  # CPUs the job was pinned to (None: every CPU)
 
     @property
     def speedup(self) -> float:
@@ -54,10 +56,11 @@ class FusionMeasurement:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": "streamtune.fusion-measure/1",
+            "schema": "streamtune.fusion-measure/2",
             "job": self.job,
             "parallelism": self.parallelism,
             "window_s": self.window_s,
+            "cores": self.cores,
             "speedup": self.speedup,
             "predicted_speedup": self.predicted_speedup,
             "runs": [run.as_dict() for run in self.runs],
@@ -72,9 +75,11 @@ def measure_fusion(
     warmup_s: float = 3.0,
     seed: int = 0,
     spec_dir: str | None = None,
+    cores: int | None = None,
     on_run: Any = None,
 ) -> FusionMeasurement:
-    """Measure `spec` at `parallelism` (default: the spec's) unfused, then fused, on the local executor."""
+    """Measure `spec` at `parallelism` (default: the spec's) unfused, then fused, on the local executor;
+    `cores` pins both runs to that many CPUs (the same budget), None lets them use every CPU."""
     from streamtune_cli.executors.local.executor import LocalExecutor
     from streamtune_cli.fusion.planner import plan_fusion
     from streamtune_cli.spec.parallelism import complete_parallelism, retarget_parallelism
@@ -90,7 +95,7 @@ def measure_fusion(
             on_run(fused)
         with LocalExecutor(
             window_s=window_s, warmup_s=warmup_s, rate_rps=FLAT_OUT_RATE_RPS, fusion=fused, seed=seed, spec_dir=spec_dir,
-            sink="blackhole",
+            sink="blackhole", cores=cores,
         ) as executor:
             executor.deploy(deployed, full)
             executor.observe()
@@ -102,6 +107,7 @@ def measure_fusion(
                 fused=fused,
                 processes=processes,
                 throughput_rps=window["ingested"] / window["wall_s"],
+                cores_used=window["cpu_s"] / window["wall_s"],
                 cpu_us_per_record=window["cpu_s"] * 1e6 / ingested,
                 serialized_bytes_per_record=window["bytes_serialized"] / ingested,
                 predicted_cpu_us_per_record=estimate.cpu_us_per_s / rate,
@@ -109,4 +115,4 @@ def measure_fusion(
                 predicted_capacity_rps=rate / estimate.max_utilization if estimate.max_utilization > 0 else float("inf"),
             )
         )
-    return FusionMeasurement(job=spec.name, parallelism=full, window_s=window_s, runs=(runs[0], runs[1]))
+    return FusionMeasurement(job=spec.name, parallelism=full, window_s=window_s, runs=(runs[0], runs[1]), cores=cores)

@@ -174,8 +174,11 @@ class Operator(_Strict):
     key_skew: KeySkew | None = None
     # Sources: share of the workload's rate, and what they generate.
     rate_share: PositiveFloat | None = None
-    generator: Literal["nexmark", "datagen"] | None = None
+    generator: Literal["nexmark", "datagen", "parquet"] | None = None
     events: list[Literal["person", "auction", "bid"]] | None = None
+    # generator: parquet: the file (relative to the spec's folder) and its event-time column.
+    path: Annotated[str, Field(min_length=1)] | None = None
+    event_time: str | None = None
     # Semantics for the local engine (SQL expressions, parsed with polars, never evaluated as Python).
     predicate: str | None = None
     columns: dict[str, str] | None = None
@@ -189,10 +192,22 @@ class Operator(_Strict):
         kind = self.kind
         if self.parallelism > self.max_parallelism:
             raise ValueError(f"parallelism {self.parallelism} exceeds max_parallelism {self.max_parallelism}")
-        source_only = {"rate_share": self.rate_share, "generator": self.generator, "events": self.events}
+        source_only = {
+            "rate_share": self.rate_share,
+            "generator": self.generator,
+            "events": self.events,
+            "path": self.path,
+            "event_time": self.event_time,
+        }
         for name, value in source_only.items():
             if value is not None and kind != OperatorKind.source:
                 raise ValueError(f"{name} only applies to sources")
+        if self.generator == "parquet" and self.path is None:
+            raise ValueError("a parquet source needs a path (the file it reads)")
+        if self.generator != "parquet" and (self.path is not None or self.event_time is not None):
+            raise ValueError("path and event_time only apply to sources with generator: parquet")
+        if self.generator == "parquet" and self.events is not None:
+            raise ValueError("events only apply to nexmark sources")
         if self.predicate is not None and kind != OperatorKind.filter:
             raise ValueError("predicate only applies to filter operators")
         if self.window is not None and kind not in (OperatorKind.window_aggregate,):

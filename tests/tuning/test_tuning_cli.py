@@ -119,7 +119,7 @@ def test_rate_is_the_base_rate_the_schedule_multiplies() -> None:
     assert "base 200,000 rec/s" in result.output and "last window's target 100,000 rec/s" in result.output
     assert "peak target 200,000 rec/s" in result.output
     help_text = runner.invoke(app, ["tune", "--help"]).output
-    assert "Base source rate" in " ".join(help_text.split())
+    assert "Base source rate in records/s" in " ".join(help_text.replace("│", " ").split())
 
 
 def test_tune_missing_or_invalid_spec_exits_2(tmp_path: Path) -> None:

@@ -48,6 +48,13 @@ def fuse(
     ),
     measure_window: float = typer.Option(10.0, "--measure-window", help="--measure: seconds measured per run (after 3 s warm-up)."),
     measure_json: Optional[str] = typer.Option(None, "--measure-json", help="--measure: write the figures as JSON to this file ('-': stdout)."),
+    measure_cores: Optional[int] = typer.Option(
+        None,
+        "--measure-cores",
+        min=1,
+        help="--measure: pin both runs to this many CPUs, the same budget for each (default: every CPU; "
+        "unfused then also gains from running its processes in parallel).",
+    ),
 ) -> None:
     """Plan operator fusion: the chains, every boundary fused or not and why, and the savings per second."""
     from streamtune_cli.cli.common import console, write_json_atomic, write_text_atomic
@@ -109,19 +116,23 @@ def fuse(
         for renderable in fusion_renderables(plan):
             console.print(renderable)
     if measure:
-        _measure(file, spec, measure_window, measure_json)
+        _measure(file, spec, measure_window, measure_json, measure_cores)
 
 
-def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str]) -> None:
+def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str], cores: Optional[int]) -> None:
     from streamtune_cli.cli.common import console, err_console, quiet_progress, write_json_atomic
     from streamtune_cli.executors.sim import spec_dir_of
+    from streamtune_cli.errors import UsageError
     from streamtune_cli.fusion.measure import measure_fusion
 
     def progress(fused: bool) -> None:
         if json_out != "-" and not quiet_progress():
             err_console.print(f"measuring {'fused' if fused else 'unfused'} on the local executor ({window_s:g} s) ...")
 
-    result = measure_fusion(spec, window_s=window_s, spec_dir=spec_dir_of(file), on_run=progress)  # type: ignore[arg-type]
+    try:
+        result = measure_fusion(spec, window_s=window_s, spec_dir=spec_dir_of(file), cores=cores, on_run=progress)  # type: ignore[arg-type]
+    except ValueError as exc:  # --measure-cores beyond this machine's CPUs
+        raise UsageError(f"--measure-cores: {exc}") from None
     if json_out == "-":
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -129,22 +140,30 @@ def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str])
         write_json_atomic(json_out, result.to_dict())
     from rich.table import Table
 
-    table = Table(title=f"{result.job}: measured on the local executor vs the cost model (fuse --mode flink chains)")
-    for column in ("run", "processes", "throughput rec/s", "CPU µs/rec", "predicted", "serialized B/rec", "predicted "):
+    budget = f"pinned to {cores} CPU{'s' if cores != 1 else ''}" if cores else "every CPU"
+    table = Table(title=f"{result.job} on the local executor ({budget}) vs the cost model (fuse --mode flink chains)")
+    for column in ("run", "procs", "rec/s", "cores", "CPU µs/rec", "model", "ser. B/rec", "model "):
         table.add_column(column, justify="left" if column == "run" else "right")
     for run in result.runs:
         table.add_row(
             "fused" if run.fused else "unfused",
             str(run.processes),
             f"{run.throughput_rps:,.0f}",
+            f"{run.cores_used:.2f}",
             f"{run.cpu_us_per_record:.3g}",
             f"{run.predicted_cpu_us_per_record:.3g}",
             f"{run.serialized_bytes_per_record:.3g}",
             f"{run.predicted_serialized_bytes_per_record:.3g}",
         )
     console.print(table)
+    unfused, fused = result.runs
+    cpu = unfused.cpu_us_per_record / fused.cpu_us_per_record if fused.cpu_us_per_record else float("inf")
+    model_cpu = (
+        unfused.predicted_cpu_us_per_record / fused.predicted_cpu_us_per_record if fused.predicted_cpu_us_per_record else float("inf")
+    )
     console.print(
-        f"fused / unfused throughput: measured x{result.speedup:.2f}, cost model x{result.predicted_speedup:.2f}",
+        f"fused / unfused throughput: measured x{result.speedup:.2f}, cost model x{result.predicted_speedup:.2f} "
+        f"(the model gives every task its own core); CPU per record: measured /{cpu:.2f}, cost model /{model_cpu:.2f}",
         highlight=False,
     )
 

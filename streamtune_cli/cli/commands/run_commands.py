@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from streamtune_cli.cli.common import fmt_compact
 from streamtune_cli.executors.registry import EXECUTOR_NAMES
 
 ORDER = 25
@@ -125,8 +126,8 @@ def print_observation(console: Any, spec: Any, obs: Any, title: str) -> None:
     for op in spec.operators:
         m = obs.operators[op.id]
         table.add_row(
-            op.id, str(m.parallelism), _compact(m.input_rate_rps), _compact(m.output_rate_rps), f"{m.busy:.2f}",
-            f"{m.busy_max:.2f}", f"{m.backpressured:.2f}", f"{m.idle:.2f}", _compact(m.true_processing_rate_rps),
+            op.id, str(m.parallelism), fmt_compact(m.input_rate_rps), fmt_compact(m.output_rate_rps), f"{m.busy:.2f}",
+            f"{m.busy_max:.2f}", f"{m.backpressured:.2f}", f"{m.idle:.2f}", fmt_compact(m.true_processing_rate_rps),
         )
     console.print(table)
     share = obs.achieved_rate_rps / obs.target_rate_rps if obs.target_rate_rps else 0.0
@@ -136,13 +137,6 @@ def print_observation(console: Any, spec: Any, obs: Any, title: str) -> None:
         f"lag {obs.lag_records:,.0f} records",
         highlight=False,
     )
-
-
-def _compact(value: float) -> str:
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from streamtune_cli.cli.common import fmt_compact
 from streamtune_cli.executors.registry import EXECUTOR_NAMES, EXECUTOR_OPTIONS
 
 ORDER = 30
@@ -15,8 +16,6 @@ ORDER = 30
 # Flink's upper bound on max parallelism (spec.models.MAX_PARALLELISM_BOUND; not imported, to keep start-up light).
 MAX_PARALLELISM = 32768
 
-# The registry's names and option declarations import no pydantic: cheap enough for `streamtune --help`.
-_SIM_OPTIONS = {option.name: option for option in EXECUTOR_OPTIONS["sim"]}
 # Executor options the CLI exposes as flags (flag -> option); each flag's help and bounds are the option's own.
 _EXECUTOR_FLAGS = {
     "--seed": "seed",
@@ -29,14 +28,20 @@ _EXECUTOR_FLAGS = {
 
 
 def _executor_flag(flag: str, extra: str = "", default: Any = None) -> Any:
-    """A typer option for an executor option: its meaning and bounds come from the registry; left out, the
-    executor's own default applies (sim's is shown)."""
-    option = _SIM_OPTIONS[_EXECUTOR_FLAGS[flag]]
-    shown = f" [sim default: {option.default}]" if default is None and option.default is not None else ""
+    """A typer option for an executor option: its meaning and bounds come from the registry (the first
+    executor that has it), followed by which executors take it and their defaults; left out, the executor's
+    own default applies. The registry's declarations import no pydantic: cheap enough for `--help`."""
+    name = _EXECUTOR_FLAGS[flag]
+    having = [(executor, option) for executor in EXECUTOR_NAMES for option in EXECUTOR_OPTIONS[executor] if option.name == name]
+    option = having[0][1]
+    takers = ", ".join(
+        f"{executor} (default {other.default})" if other.default is not None and default is None else executor
+        for executor, other in having
+    )
     return typer.Option(
         default,
         flag,
-        help=f"Executor option {option.name!r}: {option.help}; {option.requirement()}.{extra}{shown}",
+        help=f"{option.help}; {option.requirement()}.{extra} Executors: {takers}.",
         show_default=default is not None,
     )
 
@@ -69,14 +74,6 @@ def _load_job(job: Path, executor: str = "sim"):  # noqa: ANN202 - JobSpec; kept
 
 def _fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
-
-
-def _fmt_compact(value: float) -> str:
-    """1,234,567 -> 1.23M: keeps wide tables readable on an 80-column terminal."""
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def _step_line(step: Any, base_rate_rps: float) -> str:
@@ -168,7 +165,10 @@ def tune(
         trace = run_tuning(spec, runner, chosen, config, seed=seed, on_step=show_step if show_steps else None)
     meta = trace.meta
     oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
-    files = _write_reports(trace, report, oracle["parallelism"]) if report is not None else []
+    # The oracle is the sim's capacity model (the spec's cost hints): the truth of the sim, a guess about
+    # real processes, so only the sim's reports and tables compare with it.
+    modelled = trace.executor == "sim"
+    files = _write_reports(trace, report, oracle["parallelism"] if modelled else None) if report is not None else []
     if history is not None:
         files.append(_add_to_history(trace, history, report))
     rows = [
@@ -195,10 +195,13 @@ def tune(
         }
         typer.echo(json.dumps(data, indent=2))
         return
+    if not modelled:
+        for row in rows:
+            row.pop("oracle")
     if dry_run:
         _print_recommendation(console, trace, rows)
     else:
-        _print_summary(console, trace, rows, oracle)
+        _print_summary(console, trace, rows, oracle if modelled else None)
     console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
     for path in files:
         console.print(f"wrote {path}")
@@ -227,12 +230,15 @@ def _print_recommendation(console: Any, trace: Any, rows: list[dict[str, Any]]) 
     step = trace.steps[0]
     obs = step.observation
     table = Table(title=f"{trace.job}: first {trace.tuner} recommendation (dry run, nothing deployed)")
-    for column in ("operator", "current", "recommended", "oracle", "reason"):
+    modelled = all("oracle" in row for row in rows)
+    columns = ("operator", "current", "recommended") + (("oracle",) if modelled else ()) + ("reason",)
+    for column in columns:
         table.add_column(column, justify="left" if column in ("operator", "reason") else "right", overflow="fold")
     for row in rows:
         changed = row["recommended"] != row["initial"]
         rec = f"[bold]{row['recommended']}[/bold]" if changed else str(row["recommended"])
-        table.add_row(row["operator"], str(row["initial"]), rec, str(row["oracle"]), row["reason"])
+        oracle_cell = (str(row["oracle"]),) if modelled else ()
+        table.add_row(row["operator"], str(row["initial"]), rec, *oracle_cell, row["reason"])
     console.print(table)
     console.print(
         f"observed {_fmt_rate(obs.achieved_rate_rps)} of {_fmt_rate(obs.target_rate_rps)} rec/s; "
@@ -240,25 +246,27 @@ def _print_recommendation(console: Any, trace: Any, rows: list[dict[str, Any]]) 
     )
 
 
-def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle: dict[str, Any]) -> None:
+def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle: Optional[dict[str, Any]]) -> None:
+    """The run's outcome; `oracle` (the sim's model) is shown next to the final parallelism when given."""
     from rich.table import Table
 
     meta = trace.meta
     table = Table(title=f"{trace.job}: {trace.tuner} on {trace.executor}")
-    for column in ("operator", "initial", "final", "oracle"):
+    for column in ("operator", "initial", "final") + (("oracle",) if oracle is not None else ()):
         table.add_column(column, justify="left" if column == "operator" else "right")
     for row in rows:
         final = str(row["final"])
+        if oracle is None:
+            table.add_row(row["operator"], str(row["initial"]), final)
+            continue
         if row["final"] < row["oracle"]:
             final = f"[yellow]{final}[/yellow]"
         table.add_row(row["operator"], str(row["initial"]), final, str(row["oracle"]))
     table.add_section()
-    table.add_row(
-        "[bold]total[/bold]",
-        str(sum(r["initial"] for r in rows)),
-        str(meta["final_total"]),
-        str(oracle["total"]) + ("" if oracle["feasible"] else " (infeasible)"),
-    )
+    total = ["[bold]total[/bold]", str(sum(r["initial"] for r in rows)), str(meta["final_total"])]
+    if oracle is not None:
+        total.append(str(oracle["total"]) + ("" if oracle["feasible"] else " (infeasible)"))
+    table.add_row(*total)
     console.print(table)
     met = "[green]yes[/green]" if meta["target_met"] else "[red]no[/red]"
     console.print(
@@ -272,11 +280,11 @@ def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle:
     )
     console.print(f"lag at the end: {_fmt_rate(meta['final_lag_records'])} records ({drain_text})")
     console.print(f"stop: {meta['stop_reason']} ({meta['stop_detail']})")
-    if not oracle["feasible"]:
+    if oracle is not None and not oracle["feasible"]:
         console.print(f"[yellow]oracle: {oracle['reason']}[/yellow]")
 
 
-def _write_reports(trace: Any, out_dir: Path, oracle: dict[str, int]) -> list[Path]:
+def _write_reports(trace: Any, out_dir: Path, oracle: Optional[dict[str, int]]) -> list[Path]:
     """trace.json, summary.json, report.md and report.html."""
     from streamtune_cli.report.trace_report import write_trace_reports
 
@@ -330,9 +338,9 @@ def _print_what_if(console: Any, spec: Any, result: Any) -> None:
         elif op.id in result.saturated:
             name = f"[red]{op.id}[/red]"
         table.add_row(
-            name, str(m.parallelism), str(result.oracle.parallelism[op.id]), _fmt_compact(m.input_rate_rps),
-            _fmt_compact(m.output_rate_rps), f"{m.busy:.2f}", f"{m.busy_max:.2f}", f"{m.backpressured:.2f}",
-            f"{m.idle:.2f}", _fmt_compact(m.true_processing_rate_rps),
+            name, str(m.parallelism), str(result.oracle.parallelism[op.id]), fmt_compact(m.input_rate_rps),
+            fmt_compact(m.output_rate_rps), f"{m.busy:.2f}", f"{m.busy_max:.2f}", f"{m.backpressured:.2f}",
+            f"{m.idle:.2f}", fmt_compact(m.true_processing_rate_rps),
         )
     console.print(table)
     share = obs.achieved_rate_rps / obs.target_rate_rps

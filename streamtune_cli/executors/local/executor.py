@@ -78,6 +78,7 @@ class LocalExecutor:
         batch_rows: int = 8192,
         bounded_events: int | None = None,
         start_timeout_s: float = 120.0,
+        cores: int | None = None,
     ):
         from streamtune_cli.executors.local.plan import SINK_MODES
 
@@ -101,6 +102,7 @@ class LocalExecutor:
         self.batch_rows = int(batch_rows)
         self.bounded_events = bounded_events
         self.start_timeout_s = float(start_timeout_s)
+        self.cpu_set = _cpu_set(cores)  # None: the processes may run on every core this process may use
         self.restarts = 0
         self.rescale_s: list[float] = []  # wall time of each rescale, stop to running again
         self.totals = DeploymentStats()  # finished deployments' counters (records per operator, bytes)
@@ -125,7 +127,7 @@ class LocalExecutor:
         from streamtune_cli.spec.parallelism import retarget_parallelism
 
         spec = retarget_parallelism(job, parallelism)
-        plan = build_plan(spec, fusion=self.fusion, sink_mode=self.sink)
+        plan = build_plan(spec, fusion=self.fusion, sink_mode=self.sink, spec_dir=self.spec_dir)
         if self._deployment is not None and self._job is not None and self._job.name != job.name:
             self.close()
         restore: int | None = None
@@ -294,8 +296,10 @@ class LocalExecutor:
                     name=f"streamtune-local:{chain.name}#{instance}",
                     daemon=True,
                 )
-                with _single_threaded_children():
+                with _single_threaded_children(), _main_module_hidden():
                     process.start()
+                if self.cpu_set is not None:
+                    os.sched_setaffinity(process.pid, self.cpu_set)
                 self._pids.add(process.pid)
                 processes.append(_Process(chain.index, instance, process, metrics))
         deadline = time.monotonic() + self.start_timeout_s
@@ -471,6 +475,38 @@ class LocalExecutor:
             latency_ms=None,
             operators=operators,
         )
+
+
+def _cpu_set(cores: int | None) -> set[int] | None:
+    """The first `cores` CPUs this process may run on (the job's processes are pinned to them)."""
+    if cores is None:
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("cores needs CPU affinity (Linux); leave it unset on this system")
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= cores <= len(allowed):
+        raise ValueError(f"cores must be between 1 and the {len(allowed)} CPUs this process may use, got {cores}")
+    return set(allowed[:cores])
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Any:
+    """Start workers without re-running the caller's main module: `spawn` would import it again in every
+    worker (the CLI's script: slower starts) or fail where it is not a file (`python - < script`, some
+    notebooks). A worker needs nothing from it: its entry point and arguments live in this package."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    if "__file__" in saved:
+        delattr(main, "__file__")
+    if "__spec__" in saved:
+        main.__spec__ = None  # type: ignore[union-attr]  # spawn reads it, so it must exist
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 @contextlib.contextmanager

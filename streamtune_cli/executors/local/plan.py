@@ -8,6 +8,7 @@ a column that is not there, a nexmark source asked for two event kinds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streamtune_cli.errors import UsageError
@@ -49,7 +50,8 @@ class SourcePlan:
     splits: int  # the source's fixed number of splits (its max_parallelism)
     record_bytes: int = 100
     keys: int = 10_000
-    file: str | None = None
+    file: str | None = None  # parquet: the file, resolved against the spec's folder
+    time_field: str | None = None  # parquet: the event-time column (None: date_time if present)
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,17 @@ def chain_groups(spec: JobSpec, fusion: bool = True) -> list[list[str]]:
     return list(groups.values())
 
 
-def _source_plan(spec: JobSpec, op_id: str, graph: JobGraph, total_rate: float) -> SourcePlan:
+def _source_plan(spec: JobSpec, op_id: str, graph: JobGraph, total_rate: float, spec_dir: str | None) -> SourcePlan:
     op = spec.operator(op_id)
     rates = graph.source_rates(total_rate)
     share = rates[op_id] / total_rate
     generator = op.generator or "datagen"
+    if generator == "parquet":
+        assert op.path is not None  # the spec requires it
+        path = Path(op.path).expanduser()
+        if not path.is_absolute() and spec_dir is not None:
+            path = Path(spec_dir) / path
+        return SourcePlan("parquet", None, share, op.max_parallelism, file=str(path), time_field=op.event_time)
     if generator == "nexmark":
         events = op.events or ["bid"]
         if len(set(events)) != 1:
@@ -150,11 +158,18 @@ def source_schema(source: SourcePlan) -> Any:
 
     if source.generator == "nexmark":
         return _polars_schema(nexmark.schema(source.kind))
+    if source.generator == "parquet":
+        from streamtune_cli.executors.local.files import parquet_schema
+
+        return _polars_schema(parquet_schema(source.file, source.time_field))
     return _polars_schema(nexmark.datagen_schema(source.record_bytes))
 
 
-def build_plan(spec: JobSpec, *, fusion: bool = True, sink_mode: str = "count") -> EnginePlan:
-    """The engine plan of `spec` as deployed (pass the retargeted spec: forward edges already at equal p)."""
+def build_plan(
+    spec: JobSpec, *, fusion: bool = True, sink_mode: str = "count", spec_dir: str | None = None
+) -> EnginePlan:
+    """The engine plan of `spec` as deployed (pass the retargeted spec: forward edges already at equal p);
+    `spec_dir` is the folder a parquet source's relative path is resolved against."""
     from streamtune_cli.executors.local.operators import OperatorSemanticsError, build_logic
 
     if sink_mode not in SINK_MODES:
@@ -168,8 +183,11 @@ def build_plan(spec: JobSpec, *, fusion: bool = True, sink_mode: str = "count") 
     for op_id in graph.topological_order:
         op = spec.operator(op_id)
         if op.kind == OperatorKind.source:
-            sources[op_id] = _source_plan(spec, op_id, graph, spec.workload.rate_rps)
-            schemas[op_id] = source_schema(sources[op_id])
+            sources[op_id] = _source_plan(spec, op_id, graph, spec.workload.rate_rps, spec_dir)
+            try:
+                schemas[op_id] = source_schema(sources[op_id])
+            except ValueError as exc:
+                raise UsageError(f"job {spec.name!r}: source {op_id!r}: {exc}") from None
             continue
         inputs = {up: schemas[up] for up in graph.upstream(op_id)}
         if op.kind == OperatorKind.sink:

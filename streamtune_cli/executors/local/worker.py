@@ -429,6 +429,11 @@ class _Worker:
         factor = rate_factor_function(self.spec.workload.schedule, self.args.spec_dir)
         own = len(splits) / S
         config = self.args.nexmark
+        replay = None
+        if src.generator == "parquet":
+            from streamtune_cli.executors.local.files import ParquetReplay
+
+            replay = ParquetReplay(src.file, src.time_field)
 
         def split_total(split: int) -> int:  # ordinals of the split below the limit
             return 0 if limit is None or split >= limit else (limit - split + S - 1) // S
@@ -445,6 +450,8 @@ class _Worker:
                 ordinal = ordinal[ordinal < limit]
                 if ordinal.size == 0:
                     return math.inf
+            if replay is not None:
+                return float(replay.event_time_ms(ordinal).min()) if replay.time_field is not None else -math.inf
             n = nexmark.global_event_number(src.kind, ordinal) if src.generator == "nexmark" else ordinal
             return float(nexmark.event_time_ms(config, n).min())
 
@@ -504,6 +511,8 @@ class _Worker:
             if ordinals.size:
                 if src.generator == "nexmark":
                     batch = nexmark.generate(src.kind, ordinals, config)
+                elif replay is not None:
+                    batch = replay.take(ordinals)
                 else:
                     batch = nexmark.generate_datagen(ordinals, config, keys=src.keys, record_bytes=src.record_bytes)
                 frame = pl.from_arrow(batch)

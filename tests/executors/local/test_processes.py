@@ -124,3 +124,23 @@ def test_workers_end_when_the_coordinator_is_killed() -> None:
     proc.kill()  # no cleanup can run: the workers notice their parent is gone
     proc.communicate(timeout=30)
     assert _wait_gone(workers, timeout_s=15) == set()
+
+
+def test_a_script_read_from_stdin_can_run_a_job() -> None:
+    # spawn re-imports the caller's main module in every worker unless the executor hides it; a script
+    # piped to `python -` has no file to re-import, and its workers used to die at start.
+    script = (
+        "from streamtune_cli.executors.local.executor import LocalExecutor\n"
+        "from streamtune_cli.spec import load_spec\n"
+        f"spec = load_spec({str(Q1)!r})\n"
+        "with LocalExecutor(window_s=0.3, warmup_s=0.1, rate_rps=50_000.0, cores=1) as ex:\n"
+        "    ex.deploy(spec, spec.parallelism)\n"
+        "    obs = ex.observe()\n"
+        "    print('ingested', obs.achieved_rate_rps > 0, sorted(obs.operators))\n"
+        "    import os\n"
+        "    print('pinned', {len(os.sched_getaffinity(pid)) for pid in ex.pids})\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ingested True ['bids', 'sink', 'to_euro']" in done.stdout
+    assert "pinned {1}" in done.stdout  # cores=1: every process on one CPU
