@@ -273,5 +273,5 @@ def test_public_api_is_exactly_what_the_package_exports() -> None:
     import streamtune_cli.fusion as fusion
 
     public = {name for name in dir(fusion) if not name.startswith("_")}
-    modules = {"cost_model", "emit", "flink_rules", "plan", "planner", "sql_rewrite"}
+    modules = {"cost_model", "emit", "flink_rules", "plan", "planner", "sql_rewrite", "measure"}
     assert public - modules == set(fusion.__all__)
