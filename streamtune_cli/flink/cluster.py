@@ -96,14 +96,27 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _java_opts(home: Path) -> str:
-    """The stock conf's `env.java.opts.all` (the JDK 17 --add-opens Flink needs)."""
+    """The stock conf's `env.java.opts.all` (the --add-opens a JDK 17 needs), nested or flat in its YAML."""
+    import yaml
+
     stock = home / "conf" / "config.yaml"
-    if stock.exists():
-        for line in stock.read_text().splitlines():
-            if line.strip().startswith("env.java.opts.all:"):
-                return line.split(":", 1)[1].strip()
-    return ""
+    try:
+        data = yaml.safe_load(stock.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    if "env.java.opts.all" in data:
+        return str(data["env.java.opts.all"])
+    node: Any = data
+    for part in ("env", "java", "opts", "all"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return str(node) if node else ""
 
 
 def write_conf(home: Path, folder: Path, settings: ClusterSettings) -> Path:
@@ -118,7 +131,7 @@ def write_conf(home: Path, folder: Path, settings: ClusterSettings) -> Path:
         "rest.address": "127.0.0.1",
         "rest.bind-address": "127.0.0.1",
         "rest.port": str(settings.rest_port),
-        "jobmanager.rpc.port": "0",
+        "jobmanager.rpc.port": str(_free_port()),  # must be a fixed port (0 is refused); the others may be 0
         "taskmanager.rpc.port": "0",
         "blob.server.port": "0",
         "taskmanager.data.port": "0",
@@ -140,7 +153,7 @@ def write_conf(home: Path, folder: Path, settings: ClusterSettings) -> Path:
     lines = [f"{key}: {json.dumps(value)}" for key, value in values.items()]
     opts = _java_opts(home)
     if opts:
-        lines.append(f"env.java.opts.all: {opts}")
+        lines.append(f"env.java.opts.all: {json.dumps(opts)}")
     (conf / "config.yaml").write_text("# Written by `streamtune flink up`.\n" + "\n".join(lines) + "\n")
     (conf / "masters").write_text(f"127.0.0.1:{settings.rest_port}\n")
     (conf / "workers").write_text("127.0.0.1\n")

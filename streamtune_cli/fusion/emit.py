@@ -115,6 +115,10 @@ def combined_operator(
     }
     if head.key_skew is not None:
         data["key_skew"] = head.key_skew.model_dump()
+    if head.yielding:
+        data["yielding"] = True
+    if head.kind == OperatorKind.source and head.legacy_source and tail.kind != OperatorKind.sink:
+        data["legacy_source"] = True
     exact = True
     if tail.kind == OperatorKind.sink:
         data["kind"] = OperatorKind.sink.value
@@ -124,7 +128,7 @@ def combined_operator(
         data["record_bytes"] = tail.output_record_bytes
         if head.kind == OperatorKind.source:
             data["kind"] = OperatorKind.source.value
-            for field in ("rate_share", "generator", "events"):
+            for field in ("rate_share", "generator", "events", "path", "event_time"):
                 if getattr(head, field) is not None:
                     data[field] = getattr(head, field)
             rest = ops[1:]

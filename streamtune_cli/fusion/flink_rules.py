@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, OperatorKind, Partitioning
+from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, Operator, OperatorKind, Partitioning
 
 __all__ = [
     "FLINK_RULES",
@@ -35,6 +35,13 @@ FLINK_RULES: tuple[tuple[str, str], ...] = (
     ("slot_sharing_group", "both operators are in the same slot sharing group"),
     ("upstream_strategy", "the upstream chaining strategy is not NEVER"),
     ("downstream_strategy", "the downstream strategy is ALWAYS, or HEAD_WITH_SOURCES behind a source (HEAD/NEVER block)"),
+    (
+        "yielding",
+        (
+            "a yielding operator (a sink writer, async I/O) does not chain behind a chain whose head is a "
+            "legacy SourceFunction source (areOperatorsChainable)"
+        ),
+    ),
     ("parallelism", "both operators have the same parallelism"),
     (
         "max_parallelism",
@@ -78,6 +85,10 @@ class Roles(Protocol):
 
     def exit_is_source(self, op_id: str) -> bool: ...
 
+    def first_operator(self, op_id: str) -> Operator:
+        """The spec operator a (possibly fused) operator starts with: its legacy_source and yields."""
+        ...
+
 
 class PlainRoles:
     """Every operator is itself (a spec nobody fused yet)."""
@@ -93,6 +104,21 @@ class PlainRoles:
 
     def exit_is_source(self, op_id: str) -> bool:
         return self._graph.operator(op_id).kind == OperatorKind.source
+
+    def first_operator(self, op_id: str) -> Operator:
+        return self._graph.operator(op_id)
+
+
+def _upstream_chain_head(graph: JobGraph, op_id: str, options: "FlinkOptions", roles: Roles) -> str:
+    """getHeadOperator: walk up from `op_id` while it has one input edge and that edge chains."""
+    seen = {op_id}
+    while graph.nx.in_degree(op_id) == 1:
+        edge = graph.in_edges(op_id)[0]
+        if edge.src in seen or not is_chainable(graph, edge, options, roles):
+            break
+        op_id = edge.src
+        seen.add(op_id)
+    return op_id
 
 
 def edge_label(edge: Edge) -> str:
@@ -149,6 +175,13 @@ def input_failures(
                 f"`{down_name}` chaining: head_with_sources and `{up_name}` is not a source",
             )
         )
+    if roles.first_operator(down.id).yields:
+        head = _upstream_chain_head(graph, up.id, options, roles)
+        original = roles.first_operator(head)
+        if original.kind == OperatorKind.source and original.legacy_source:
+            failures.append(
+                RuleFailure("yielding", f"`{down_name}` yields (a writer or async operator) behind the legacy source `{roles.head(head)}`")
+            )
     if up.parallelism != down.parallelism:
         failures.append(RuleFailure("parallelism", f"parallelism {up.parallelism} vs {down.parallelism}"))
     if not options.chain_different_max_parallelism and up.max_parallelism != down.max_parallelism:
@@ -197,12 +230,15 @@ def source_chain_failures(
 ) -> list[str]:
     """Why a source is not chained as an input of its consumer (isChainableSource); empty when it is.
 
-    Flink 2.x sources are all FLIP-27 sources (SourceOperatorFactory), so any source qualifies by type;
-    an operator that already stands for `source -> ...` does not (its output leaves the chain's last member).
+    Only FLIP-27 sources (SourceOperatorFactory) qualify: a `legacy_source` (a SourceFunction, such as Flink
+    2.3's SQL `datagen`) never does; an operator that already stands for `source -> ...` does not either (its
+    output leaves the chain's last member).
     """
     roles = roles or PlainRoles(graph)
     if not roles.exit_is_source(source_id):
         return [f"`{roles.exit(source_id)}` is not a source"]
+    if roles.first_operator(source_id).legacy_source:
+        return [f"`{source_id}` is a legacy SourceFunction source"]
     out = graph.out_edges(source_id)
     if len(out) != 1:
         return [f"`{source_id}` has {len(out)} outputs"]
@@ -224,12 +260,14 @@ class FlinkChain:
 
 
 def flink_operator_name(graph: JobGraph, op_id: str) -> str:
-    """Flink shows sources as `Source: name` and sinks as `Sink: name`."""
+    """Flink shows sources as `Source: name`, Sink V2 writers as `name: Writer` and legacy sinks as `Sink: name`."""
     op = graph.operator(op_id)
     name = op.display_name
     if op.kind == OperatorKind.source and not name.startswith("Source: "):
         return "Source: " + name
-    if op.kind == OperatorKind.sink and not name.startswith("Sink: "):
+    if op.kind == OperatorKind.sink and op.sink_writer and not name.endswith(": Writer"):
+        return name + ": Writer"
+    if op.kind == OperatorKind.sink and not op.sink_writer and not name.startswith("Sink: "):
         return "Sink: " + name
     return name
 

@@ -15,7 +15,7 @@ import networkx as nx
 from streamtune_cli.capacity import demand_rps
 from streamtune_cli.errors import UsageError
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, JobSpec, OperatorKind, Partitioning
+from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, JobSpec, Operator, OperatorKind, Partitioning
 
 from streamtune_cli.fusion.cost_model import (
     CAPACITY_TOLERANCE,
@@ -87,6 +87,9 @@ class _Names:
 
     def exit_is_source(self, op_id: str) -> bool:
         return self.original.operator(self.exit(op_id)).kind == OperatorKind.source
+
+    def first_operator(self, op_id: str) -> Operator:
+        return self.original.operator(self.head(op_id))
 
     def hands_over_freely(self, op_id: str) -> bool:
         """Whether records leave this operator without a copy: its last member is stateless, so nothing

@@ -40,7 +40,11 @@ MIN_BUSY_FOR_ABILITY = 0.2
 FEATURE_SCHEMA_VERSION = 1
 
 _KINDS = tuple(OperatorKind)
-_PARTITIONINGS = tuple(Partitioning)
+# The four partitionings the shipped encoders were trained with; the two later ones are read as their
+# nearest kin (rescale is a round robin, global concentrates the input like a single key), so features keep
+# their width and pretrained models stay valid.
+_PARTITIONINGS = (Partitioning.forward, Partitioning.hash, Partitioning.rebalance, Partitioning.broadcast)
+_AS_FEATURE = {Partitioning.rescale: Partitioning.rebalance, Partitioning.global_: Partitioning.hash}
 NODE_FEATURES: tuple[str, ...] = (
     *(f"kind={k.value}" for k in _KINDS),
     "log_parallelism",
@@ -110,11 +114,11 @@ def graph_structure(view: JobView) -> GraphStructure:
         row[base + 3] = math.log1p(len(view.upstream(op_id))) / math.log1p(16)
         row[base + 4] = math.log1p(len(view.downstream(op_id))) / math.log1p(16)
         for edge in view.in_edges(op_id):
-            row[base + 5 + _PARTITIONINGS.index(edge.partitioning)] = 1.0
+            row[base + 5 + _PARTITIONINGS.index(_AS_FEATURE.get(edge.partitioning, edge.partitioning))] = 1.0
     sources, targets, attrs = [], [], []
     for op_id in order:
         for edge in view.out_edges(op_id):
-            one_hot = [1.0 if edge.partitioning == p else 0.0 for p in _PARTITIONINGS]
+            one_hot = [1.0 if _AS_FEATURE.get(edge.partitioning, edge.partitioning) == p else 0.0 for p in _PARTITIONINGS]
             sources += [index[edge.src], index[edge.dst]]
             targets += [index[edge.dst], index[edge.src]]
             attrs += [one_hot + [1.0, 0.0], one_hot + [0.0, 1.0]]

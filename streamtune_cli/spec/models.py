@@ -73,10 +73,15 @@ class ChainingStrategy(StrEnum):
 
 
 class Partitioning(StrEnum):
+    """Flink's partitioners: forward, hash (keyBy), rebalance (round robin), broadcast, rescale (round robin
+    within a local subset of the downstream instances) and global (every record to instance 0)."""
+
     forward = "forward"
     hash = "hash"
     rebalance = "rebalance"
     broadcast = "broadcast"
+    rescale = "rescale"
+    global_ = "global"
 
 
 class ExchangeMode(StrEnum):
@@ -179,6 +184,12 @@ class Operator(_Strict):
     # generator: parquet: the file (relative to the spec's folder) and its event-time column.
     path: Annotated[str, Field(min_length=1)] | None = None
     event_time: str | None = None
+    # Flink facts that change chaining and names (docs/fusion.md): a legacy SourceFunction source (Flink
+    # 2.3's datagen), a Sink V2 writer (named `name: Writer`), an operator whose factory yields to the
+    # mailbox (YieldingOperatorFactory: writers, async I/O), which never chains behind a legacy source.
+    legacy_source: bool = False
+    sink_writer: bool = False
+    yielding: bool = False
     # Semantics for the local engine (SQL expressions, parsed with polars, never evaluated as Python).
     predicate: str | None = None
     columns: dict[str, str] | None = None
@@ -202,6 +213,10 @@ class Operator(_Strict):
         for name, value in source_only.items():
             if value is not None and kind != OperatorKind.source:
                 raise ValueError(f"{name} only applies to sources")
+        if self.legacy_source and kind != OperatorKind.source:
+            raise ValueError("legacy_source only applies to sources")
+        if self.sink_writer and kind != OperatorKind.sink:
+            raise ValueError("sink_writer only applies to sinks")
         if self.generator == "parquet" and self.path is None:
             raise ValueError("a parquet source needs a path (the file it reads)")
         if self.generator != "parquet" and (self.path is not None or self.event_time is not None):
@@ -230,6 +245,11 @@ class Operator(_Strict):
             total = sum(NEXMARK_EVENT_MIX[e] for e in self.events)
             return round(sum(NEXMARK_EVENT_MIX[e] * NEXMARK_EVENT_BYTES[e] for e in self.events) / total)
         return DEFAULT_RECORD_BYTES[self.kind]
+
+    @property
+    def yields(self) -> bool:
+        """Flink's YieldingOperatorFactory: a Sink V2 writer or an operator marked `yielding`."""
+        return self.yielding or self.sink_writer
 
     @property
     def display_name(self) -> str:

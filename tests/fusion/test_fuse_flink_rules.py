@@ -76,6 +76,11 @@ RULE_ROWS = [
     ("forward", tiny(edge={"partitioning": "rebalance"}), "rebalance edge"),
     ("forward", tiny(edge={"partitioning": "broadcast"}), "broadcast edge"),
     ("pipelined", tiny(edge={"exchange": "batch"}), "batch exchange"),
+    (
+        "yielding",
+        tiny(src={"legacy_source": True}, b={"yielding": True}),
+        "`b` yields (a writer or async operator) behind the legacy source `src`",
+    ),
 ]
 
 
@@ -183,6 +188,7 @@ def test_flink_rules_table_covers_every_rule() -> None:
         "slot_sharing_group",
         "upstream_strategy",
         "downstream_strategy",
+        "yielding",
         "parallelism",
         "max_parallelism",
         "forward",
@@ -283,3 +289,26 @@ def test_iterative_chain_name_matches_the_recursive_definition(parent_picks: lis
     graph = JobGraph(spec)
     (chain,) = flink_chains(graph)
     assert chain.name == _reference_name(graph, "src", set(chain.internal_edges))
+
+
+def test_yielding_chains_behind_a_flip27_source_and_behind_a_broken_chain() -> None:
+    # The rule looks at the head of the upstream chain (getHeadOperator): a FLIP-27 source, or a chain that
+    # a hash edge starts, does not block a yielding operator.
+    assert failures_of(tiny(b={"yielding": True})) == []
+    spec = tiny(src={"legacy_source": True}, b={"yielding": True}, extra_ops=[], a={"chaining": "head"})
+    assert failures_of(spec) == []  # `a` heads its own chain: the legacy source is not its head
+
+
+def test_sink_writers_as_flink_sql_builds_them() -> None:
+    # Flink 2.3's SQL datagen is a legacy SourceFunction; its blackhole sink is a Sink V2 writer, named
+    # `table[n]: Writer`, which yields: so the writer starts a chain of its own (seen on a real cluster).
+    spec = tiny(src={"legacy_source": True, "name": "bid[1]"}, sink={"sink_writer": True, "name": "out[4]"})
+    names = [c.name for c in flink_chains(JobGraph(spec))]
+    assert names == ["Source: bid[1] -> a -> b", "out[4]: Writer"]
+    graph = JobGraph(spec)
+    assert [f.rule for f in chain_failures(graph, graph.edge("b", "sink"))] == ["yielding"]
+
+
+def test_a_legacy_source_is_never_chained_into_its_consumer() -> None:
+    spec = tiny(a={"chaining": "head_with_sources"}, src={"legacy_source": True})
+    assert source_chain_failures(JobGraph(spec), "src") == ["`src` is a legacy SourceFunction source"]

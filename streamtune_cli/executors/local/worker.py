@@ -207,7 +207,9 @@ class _Worker:
             data = self._serialize(frame)
             for i in range(edge.dst_parallelism):
                 self._put(edge.dst_chain, i, ("data", me, edge.src, data))
-        elif edge.partitioning == "rebalance":
+        elif edge.partitioning == "global":
+            self._put(edge.dst_chain, 0, ("data", me, edge.src, self._serialize(frame)))
+        elif edge.partitioning in ("rebalance", "rescale"):
             slot = (edge.src, edge.dst)
             i = self.round_robin.get(slot, self.args.instance) % edge.dst_parallelism
             self.round_robin[slot] = i + 1
