@@ -80,9 +80,10 @@ class ExecutorOptionError(UsageError):
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "sim": ("streamtune_cli.executors.sim", "SimExecutor", "SimOptions"),
     "local": ("streamtune_cli.executors.local.executor", "LocalExecutor", "LocalOptions"),
+    "flink": ("streamtune_cli.executors.flink", "FlinkExecutor", "FlinkOptions"),
 }
 # Known names that have no implementation yet: asking for one says so instead of "unknown".
-_PLANNED: tuple[str, ...] = ("flink",)
+_PLANNED: tuple[str, ...] = ()
 
 EXECUTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -133,6 +134,25 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         ExecutorOption(
             "cores", int, None, "Pin the job's processes to this many CPUs (default: every CPU)", ge=1, le=4096, optional=True
         ),
+    ),
+    "flink": (
+        ExecutorOption("rest", str, None, "REST address of the Flink cluster, e.g. http://127.0.0.1:8081", optional=True),
+        ExecutorOption("job", str, None, "Id of the running job to tune", optional=True),
+        ExecutorOption("window_s", float, 30.0, "Length of one measurement window in seconds (wall clock)", gt=0),
+        ExecutorOption("warmup_s", float, 20.0, "Seconds the job runs after a rescale before a window is measured", ge=0),
+        ExecutorOption(
+            "rate_rps",
+            float,
+            None,
+            "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
+            gt=0,
+            optional=True,
+        ),
+        ExecutorOption(
+            "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
+        ),
+        ExecutorOption("settle_timeout_s", float, 180.0, "Longest wait for the job to run at a new parallelism", gt=0),
+        ExecutorOption("attempts", int, 4, "Tries of each REST call (network errors and 5xx answers are retried)", ge=1, le=20),
     ),
 }
 

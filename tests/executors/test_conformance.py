@@ -53,8 +53,16 @@ JOBS: dict[str, JobSpec] = {
 
 # Options that keep a real executor's checks short: the local one measures half-second windows of real time.
 FAST = {"sim": {}, "local": {"window_s": 0.5, "warmup_s": 0.2, "rate_rps": 20_000.0}}
+# Executors that need a running cluster pass the same suite in their own integration test, against a job
+# they start (tests/flink/test_flink_cluster.py).
+NEEDS_A_CLUSTER = {"flink"}
 # A real executor runs the checks on one job (each deploy starts processes); the sim on all of them.
-CASES = [(name, job) for name in EXECUTOR_NAMES for job in (JOBS if name == "sim" else ["keyed-square"])]
+CASES = [
+    (name, job)
+    for name in EXECUTOR_NAMES
+    if name not in NEEDS_A_CLUSTER
+    for job in (JOBS if name == "sim" else ["keyed-square"])
+]
 
 
 @pytest.mark.parametrize(("name", "job"), CASES, ids=[f"{n}-{j}" for n, j in CASES])
@@ -63,7 +71,7 @@ def test_every_executor_passes_the_conformance_suite(name: str, job: str) -> Non
 
 
 def test_fast_options_cover_every_executor() -> None:
-    assert set(FAST) == set(EXECUTOR_NAMES)
+    assert set(FAST) == set(EXECUTOR_NAMES) - NEEDS_A_CLUSTER
 
 
 @pytest.mark.parametrize("check", EXECUTOR_CHECKS, ids=lambda check: check.__name__)
@@ -152,7 +160,7 @@ def test_a_job_that_cannot_change_parallelism_is_refused() -> None:
 
 
 def test_registry_names_and_lazy_exports() -> None:
-    assert EXECUTOR_NAMES == ("sim", "local")
+    assert EXECUTOR_NAMES == ("sim", "local", "flink")
     assert set(EXECUTOR_OPTIONS) == set(EXECUTOR_NAMES)
     assert executors.make_executor is make_executor and executors.SimOptions is options_model("sim")
     assert set(executors.__all__) == set(executors._EXPORTS)
@@ -162,7 +170,7 @@ def test_registry_names_and_lazy_exports() -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("k8s", "unknown executor 'k8s' (choose from sim, local)"), ("flink", "executor 'flink' is not available yet")],
+    [("k8s", "unknown executor 'k8s' (choose from sim, local, flink)")],
 )
 def test_registry_rejects_unknown_names(name: str, message: str) -> None:
     for call in (lambda: make_executor(name), lambda: executor_options(name, {})):
@@ -273,7 +281,8 @@ def test_an_executor_failure_in_a_command_is_one_line_and_exit_4(monkeypatch: py
         ("tune", ["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
         ("tune", ["--rate", "nan"], "--rate must be positive and finite, got nan"),
         ("simulate", ["--rate", "0"], "--rate must be positive and finite, got 0.0"),
-        ("tune", ["--executor", "k8s"], "unknown executor 'k8s' (choose from sim, local)"),
+        ("tune", ["--executor", "k8s"], "unknown executor 'k8s' (choose from sim, local, flink)"),
+        ("tune", ["--executor", "local", "--rest", "http://x"], "--rest is an option of executor flink, not of 'local'"),
         ("tune", ["--executor", "local", "--noise", "0.1"], "--noise is an option of executor sim, not of 'local'"),
         ("tune", ["--executor", "local", "--window", "0"], "--window must be positive and finite, got 0.0"),
     ],

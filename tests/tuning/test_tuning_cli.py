@@ -58,7 +58,8 @@ def test_tune_rate_and_bounds() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--executor", "flink"], "executor 'flink' is not available yet"),
+        (["--executor", "flink"], "--executor flink needs --rest URL and --job ID"),
+        (["--executor", "flink", "--rest", "http://127.0.0.1:1"], "--executor flink needs --rest URL and --job ID"),
         (["--executor", "k8s"], "unknown executor 'k8s'"),
         (["--tuner", "magic"], "unknown tuner 'magic'"),
         (["--rate", "0"], "--rate must be positive and finite"),

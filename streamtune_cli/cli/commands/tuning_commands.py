@@ -24,6 +24,8 @@ _EXECUTOR_FLAGS = {
     "--window": "window_s",
     "--warmup": "warmup_s",
     "--no-fusion": "fusion",
+    "--rest": "rest",
+    "--job": "job",
 }
 
 
@@ -50,7 +52,7 @@ _EXECUTOR_HELP = f"Where the job runs, one of: {', '.join(EXECUTOR_NAMES)} (docs
 _RATE_EXTRA = " A square wave with low_factor 0.5 asks for half of it in its low half."
 
 
-def _executor_settings(name: str, job: Path, **flags: Any) -> dict[str, Any]:
+def _executor_settings(name: str, job_path: Path, **flags: Any) -> dict[str, Any]:
     """Executor options from the command's flags (by flag name without dashes), validated as data before
     anything runs. A flag the executor has no option for is an error; a bad value is reported as its flag's
     (`--noise must be ...`), not as the option's.
@@ -61,7 +63,7 @@ def _executor_settings(name: str, job: Path, **flags: Any) -> dict[str, Any]:
     named = {f"--{flag.replace('_', '-')}": (_EXECUTOR_FLAGS[f"--{flag.replace('_', '-')}"], value) for flag, value in flags.items()}
     options = executor_options_from_flags(name, named)
     # Trace schedules name their files relative to the spec.
-    return {**options, "spec_dir": spec_dir_of(job)}
+    return {**options, "spec_dir": spec_dir_of(job_path)}
 
 
 def _load_job(job: Path, executor: str = "sim"):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
@@ -112,7 +114,7 @@ def tune(
         None, "--history",
         help="Add this session to the history at DIR (created if missing), so the next `pretrain` learns from it.",
     ),
-    seed: int = _executor_flag("--seed", " The trace records it.", default=0),
+    seed: Optional[int] = _executor_flag("--seed", " The trace records it (0 when not given)."),
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
     max_parallelism: Optional[int] = typer.Option(
@@ -129,6 +131,8 @@ def tune(
     window: Optional[float] = _executor_flag("--window"),
     warmup: Optional[float] = _executor_flag("--warmup"),
     no_fusion: bool = typer.Option(False, "--no-fusion", help="local: one process per operator instance, nothing fused."),
+    rest: Optional[str] = _executor_flag("--rest"),
+    flink_job: Optional[str] = _executor_flag("--job"),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
     ),
@@ -137,14 +141,20 @@ def tune(
 ) -> None:
     """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges."""
     from streamtune_cli.cli.common import console, err_console, quiet_progress
+    from streamtune_cli.errors import StreamtuneError
     from streamtune_cli.executors.registry import make_executor
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
     from streamtune_cli.tuning.tuners import make_tuner
 
+    if executor == "flink" and (rest is None or flink_job is None):
+        from streamtune_cli.errors import UsageError
+
+        raise UsageError("--executor flink needs --rest URL and --job ID (the running job; see `streamtune flink status`)")
     options = _executor_settings(
         executor, job, seed=seed, noise=noise, rate=rate, window=window, warmup=warmup,
-        no_fusion=False if no_fusion else None,
+        no_fusion=False if no_fusion else None, rest=rest, job=flink_job,
     )
+    seed = 0 if seed is None else seed
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
@@ -155,14 +165,38 @@ def tune(
     chosen = make_tuner(tuner, **({"models": str(models)} if models is not None else {}))
     spec = _load_job(job, executor)
     show_steps = not as_json and not quiet_progress()
+    steps: list[Any] = []
     with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
+        if executor == "flink":
+            from streamtune_cli.flink.tuning import vertex_spec
+
+            # Tuners work per job vertex: a chain is one unit of parallelism, at what the job runs now.
+            caps: list[str] = []
+            spec = vertex_spec(spec, runner, notes=caps)
+            for line in caps if show_steps else []:
+                err_console.print(f"cap: {line}", highlight=False)
         # The rate the schedule multiplies: --rate, else the spec's (the sim's reading of both).
         base_rate_rps = runner.base_rate_rps(spec)
 
-        def show_step(step: Any) -> None:
-            err_console.print(_step_line(step, base_rate_rps), highlight=False)
+        def on_step(step: Any) -> None:
+            steps.append(step)
+            if show_steps:
+                err_console.print(_step_line(step, base_rate_rps), highlight=False)
 
-        trace = run_tuning(spec, runner, chosen, config, seed=seed, on_step=show_step if show_steps else None)
+        try:
+            trace = run_tuning(spec, runner, chosen, config, seed=seed, on_step=on_step)
+        except StreamtuneError as exc:
+            # Nothing measured is lost: the windows observed so far go to a file the message names.
+            if steps:
+                saved = _save_partial_trace(spec, executor, tuner, steps, report, exc)
+                raise _with_saved(exc, saved) from None
+            raise
+        in_flink_terms = None
+        if executor == "flink":
+            from streamtune_cli.flink.tuning import flink_terms
+
+            chosen_p = trace.meta["recommended_parallelism" if dry_run else "final_parallelism"]
+            in_flink_terms = flink_terms(runner, spec, chosen_p)
     meta = trace.meta
     oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
     # The oracle is the sim's capacity model (the spec's cost hints): the truth of the sim, a guess about
@@ -193,6 +227,8 @@ def tune(
             "operators": rows,
             "report_files": [str(f) for f in files],
         }
+        if in_flink_terms is not None:
+            data["flink"] = in_flink_terms
         typer.echo(json.dumps(data, indent=2))
         return
     if not modelled:
@@ -203,8 +239,51 @@ def tune(
     else:
         _print_summary(console, trace, rows, oracle if modelled else None)
     console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
+    if in_flink_terms is not None:
+        console.print(
+            "in Flink's terms (for a resubmission): pipeline.jobvertex-parallelism-overrides: "
+            + in_flink_terms["pipeline.jobvertex-parallelism-overrides"],
+            highlight=False,
+        )
+        console.print(
+            "PUT /jobs/{id}/resource-requirements: " + json.dumps(in_flink_terms["resource-requirements"]), highlight=False
+        )
     for path in files:
         console.print(f"wrote {path}")
+
+
+def _with_saved(exc: Any, saved: Path) -> Any:
+    """The same error, its message followed by where the steps observed so far were saved."""
+    from streamtune_cli.errors import ExecutorError, UsageError
+
+    note = f"; the {_steps_in(saved)} steps observed so far are saved in {saved}"
+    if isinstance(exc, ExecutorError):
+        return ExecutorError(exc.executor, exc.detail + note)
+    return UsageError(str(exc) + note)
+
+
+def _steps_in(saved: Path) -> int:
+    return len(json.loads(saved.read_text())["steps"])
+
+
+def _save_partial_trace(spec: Any, executor: str, tuner: str, steps: list[Any], report: Optional[Path], exc: Any) -> Path:
+    from streamtune_cli.io import write_json_atomic
+
+    folder = report if report is not None else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ("partial-trace.json" if report is not None else f"streamtune-{spec.name}-partial-trace.json")
+    write_json_atomic(
+        path,
+        {
+            "schema": "streamtune.partial-trace/1",
+            "job": spec.name,
+            "executor": executor,
+            "tuner": tuner,
+            "error": str(exc),
+            "steps": [step.model_dump(mode="json") for step in steps],
+        },
+    )
+    return path
 
 
 def _add_to_history(trace: Any, history: Path, report: Optional[Path]) -> Path:
