@@ -1,0 +1,184 @@
+"""`streamtune calibrate`: fit the sim's per-operator model to what a real executor measured.
+
+The sim's capacity of operator i at parallelism p is the Universal Scalability Law
+`usl(p) = r p / (1 + sigma (p - 1) + kappa p (p - 1))` with `r = 1e6 / cost_us` (docs/executors.md), and a
+measured window gives it directly: the true processing rate `input / busy` (DS2's) is what the operator's
+p instances process per second of being busy. With `y = p / tpr`, the model is linear:
+
+    y = a + b (p - 1) + c p (p - 1),   a = 1 / r,  b = sigma / r,  c = kappa / r
+
+so a non-negative least-squares fit (scipy's nnls) over the windows gives cost_us = 1e6 a, sigma = b / a,
+kappa = c / a. Parallelisms seen decide what can be fitted: one gives the cost with the operator's
+current sigma and kappa, two add sigma (kappa 0), three or more add both. Selectivity is records out over
+records in. Windows where an operator was nearly idle (busy < min_busy) say little about its capacity and
+are left out. A fused chain's members all report their process's busy time (local executor, a Flink vertex),
+so calibrate from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamtune_cli.capacity import usl_params
+from streamtune_cli.errors import UsageError
+from streamtune_cli.spec.models import JobSpec, OperatorKind
+
+__all__ = ["Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "predicted_throughput"]
+
+MIN_BUSY = 0.05
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured window: the parallelism it ran at and what was observed (an Observation)."""
+
+    parallelism: dict[str, int]
+    observation: Any
+    source: str  # file it came from, for messages
+
+
+@dataclass
+class OperatorFit:
+    operator: str
+    windows: int
+    parallelisms: tuple[int, ...]
+    cost_us: float | None
+    sigma: float | None
+    kappa: float | None
+    selectivity: float | None
+    rel_error: float | None  # root mean square of (model - measured) / measured over the windows used
+    note: str = ""
+    points: list[tuple[int, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["parallelisms"] = list(self.parallelisms)
+        data["points"] = [list(p) for p in self.points]
+        return data
+
+
+def load_samples(paths: list[Path]) -> tuple[list[Sample], dict[str, Any] | None]:
+    """Windows from tuning traces (`tune --report`'s trace.json) and `run --json` outputs; also the spec
+    data of the first trace (None if only `run` outputs were given). A file that is neither is exit 2."""
+    from pydantic import ValidationError
+
+    from streamtune_cli.executors.base import Observation, Trace
+
+    samples: list[Sample] = []
+    first_spec: dict[str, Any] | None = None
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+        try:
+            if isinstance(data, dict) and "steps" in data:
+                trace = Trace.model_validate(data)
+                first_spec = first_spec or trace.spec
+                samples += [Sample(dict(s.parallelism), s.observation, str(path)) for s in trace.steps]
+            elif isinstance(data, dict) and "observation" in data and "parallelism" in data:
+                samples.append(Sample(dict(data["parallelism"]), Observation.model_validate(data["observation"]), str(path)))
+            else:
+                raise UsageError(f"{path}: not a tuning trace (trace.json) nor a `streamtune run --json` output")
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise UsageError(f"{path}: {where}: {err['msg']}") from None
+    if not samples:
+        raise UsageError("no measured windows in the given files")
+    return samples, first_spec
+
+
+def fit_usl(points: list[tuple[int, float]], sigma0: float, kappa0: float) -> tuple[float, float, float, float]:
+    """(cost_us, sigma, kappa, relative RMS error) from (p, true processing rate) points."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    p = np.array([pt[0] for pt in points], dtype=float)
+    tpr = np.array([pt[1] for pt in points], dtype=float)
+    y = p / tpr
+    distinct = len(set(p.tolist()))
+    if distinct == 1:
+        shape = 1.0 + sigma0 * (p - 1) + kappa0 * p * (p - 1)
+        a = float((y * shape).sum() / (shape * shape).sum())
+        sigma, kappa = sigma0, kappa0
+    else:
+        columns = [np.ones_like(p), p - 1]
+        if distinct >= 3:
+            columns.append(p * (p - 1))
+        coef, _ = nnls(np.column_stack(columns), y)
+        a = float(coef[0])
+        if a <= 0:  # degenerate: fall back to the mean cost, scaling unchanged
+            a = float((y / (1.0 + sigma0 * (p - 1) + kappa0 * p * (p - 1))).mean())
+            sigma, kappa = sigma0, kappa0
+        else:
+            sigma = min(1.0, float(coef[1]) / a)
+            kappa = min(1.0, float(coef[2]) / a) if distinct >= 3 else 0.0
+    model = p / (a * (1.0 + sigma * (p - 1) + kappa * p * (p - 1)))
+    error = float(np.sqrt((((model - tpr) / tpr) ** 2).mean()))
+    return a * 1e6, sigma, kappa, error
+
+
+def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUSY) -> tuple[JobSpec, list[OperatorFit]]:
+    """The spec with cost_us, scaling and selectivity fitted to the samples, and one OperatorFit per operator."""
+    from streamtune_cli.spec.loader import spec_to_data
+
+    fits: list[OperatorFit] = []
+    data = spec_to_data(spec)
+    by_id = {op["id"]: op for op in data["operators"]}
+    for op in spec.operators:
+        points: list[tuple[int, float]] = []
+        rin = rout = 0.0
+        windows = 0
+        for sample in samples:
+            m = sample.observation.operators.get(op.id)
+            if m is None:
+                continue
+            windows += 1
+            rin += m.input_rate_rps
+            rout += m.output_rate_rps
+            if m.busy >= min_busy and m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
+                points.append((int(m.parallelism), float(m.true_processing_rate_rps)))
+        selectivity = rout / rin if rin > 0 and op.kind not in (OperatorKind.sink, OperatorKind.source) else None
+        if not points:
+            note = "no window measured it" if windows == 0 else f"never busy >= {min_busy:g} in {windows} windows"
+            fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, note + ": hints kept"))
+            target = by_id[op.id]
+        else:
+            sigma0, kappa0 = usl_params(op)
+            cost, sigma, kappa, error = fit_usl(points, sigma0, kappa0)
+            seen = tuple(sorted({p for p, _ in points}))
+            note = {1: "one parallelism: cost only", 2: "two parallelisms: cost and sigma"}.get(len(seen), "cost, sigma, kappa")
+            fits.append(OperatorFit(op.id, windows, seen, cost, sigma, kappa, selectivity, error, note, points))
+            target = by_id[op.id]
+            target["cost_us"] = round(cost, 6)
+            target["scaling"] = {"sigma": round(sigma, 6), "kappa": round(kappa, 8)}
+        if selectivity is not None:
+            target["selectivity"] = round(selectivity, 6)
+    calibrated = JobSpec.model_validate(data)
+    return calibrated, fits
+
+
+def predicted_throughput(spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None) -> float:
+    """The most records/s the sim says the job ingests at `parallelism` (sources flat out).
+
+    The sim gives every instance a core of its own. With `cores`, the job also shares that many cores:
+    the CPU per source record (sum over operators of records per source record x cost_us) must fit in
+    them, which is what limits a job with more processes than cores on one machine."""
+    from streamtune_cli.executors.sim import SimDeployment
+
+    deployment = SimDeployment(spec, parallelism)
+    rate = deployment.max_ingest_rps
+    if cores is not None:
+        cpu_us_per_record = sum(
+            deployment.unit_demand[op.id] * op.cost_us for op in deployment.spec.operators if deployment.unit_demand[op.id] > 0
+        )
+        if cpu_us_per_record > 0:
+            rate = min(rate, cores * 1e6 / cpu_us_per_record)
+    return rate

@@ -1,0 +1,100 @@
+"""`streamtune calibrate`: the fit recovers the model that produced the windows, and the command behaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from streamtune_cli.calibrate import Sample, calibrate, fit_usl, predicted_throughput
+from streamtune_cli.cli.app import app
+from streamtune_cli.executors.sim import SimExecutor
+from streamtune_cli.spec import load_spec
+from streamtune_cli.tuning.testing import chain_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _windows(spec, parallelisms, noise: float = 0.0, seed: int = 0):  # type: ignore[no-untyped-def]
+    samples = []
+    for p in parallelisms:
+        par = {op.id: p for op in spec.operators}
+        with SimExecutor(seed=seed, noise=noise, rate_rps=1e9) as sim:  # sources flat out: every operator works
+            sim.deploy(spec, par)
+            samples.append(Sample(par, sim.observe(), "sim"))
+    return samples
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cost=st.floats(0.2, 50.0),
+    sigma=st.floats(0.0, 0.3),
+    kappa=st.floats(0.0, 0.01),
+)
+def test_the_fit_recovers_the_usl_that_produced_the_rates(cost: float, sigma: float, kappa: float) -> None:
+    points = [(p, 1e6 / cost * p / (1 + sigma * (p - 1) + kappa * p * (p - 1))) for p in (1, 2, 3, 5, 8)]
+    got_cost, got_sigma, got_kappa, error = fit_usl(points, 0.5, 0.5)
+    assert got_cost == pytest.approx(cost, rel=1e-6)
+    assert got_sigma == pytest.approx(sigma, abs=1e-6) and got_kappa == pytest.approx(kappa, abs=1e-7)
+    assert error < 1e-9
+
+
+def test_sim_windows_give_back_the_sims_costs_and_predict_held_out_parallelism() -> None:
+    truth = load_spec(ROOT / "configs" / "nexmark" / "q5.yaml")
+    blank = truth.model_copy(update={"operators": [op.model_copy(update={"cost_us": 1.0, "scaling": None}) for op in truth.operators]})
+    calibrated, fits = calibrate(blank, _windows(truth, (1, 2, 4)))
+    fitted = {f.operator: f for f in fits}
+    # The operators that work hard enough to be measured come back exactly; the others keep their hints.
+    assert fitted["bids_per_auction"].cost_us == pytest.approx(12.0, rel=1e-9)
+    assert fitted["bids"].cost_us == pytest.approx(4.0, rel=1e-9)
+    assert fitted["max_per_window"].selectivity == pytest.approx(0.02, rel=1e-9)
+    assert any(f.cost_us is None and "hints kept" in f.note for f in fits)
+    held_out = {op.id: 3 for op in truth.operators}
+    assert predicted_throughput(calibrated, held_out) == pytest.approx(predicted_throughput(truth, held_out), rel=1e-6)
+
+
+def test_noisy_windows_still_give_costs_within_a_few_percent() -> None:
+    spec = chain_spec([("src", "source", 2.0, 1.0), ("work", "map", 10.0, 1.0), ("out", "sink", 0.5, 1.0)], rate_rps=1000.0, name="c")
+    calibrated, fits = calibrate(spec, _windows(spec, (1, 2, 3, 4), noise=0.02, seed=3))
+    work = next(f for f in fits if f.operator == "work")
+    assert work.cost_us == pytest.approx(10.0, rel=0.08)
+    assert work.rel_error is not None and work.rel_error < 0.1
+
+
+def test_the_command_writes_a_loadable_spec_and_its_fits(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["tune", str(ROOT / "configs/nexmark/q5.yaml"), "--tuner", "ds2", "--report", str(report), "--json"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "calibrated.yaml"
+    result = runner.invoke(app, ["calibrate", str(report / "trace.json"), "--out", str(out), "--json", str(tmp_path / "fit.json")])
+    assert result.exit_code == 0, result.output
+    spec = load_spec(out)
+    fits = json.loads((tmp_path / "fit.json").read_text())
+    assert fits["schema"] == "streamtune.calibration/1" and fits["windows"] >= 2
+    window = next(op for op in fits["operators"] if op["operator"] == "bids_per_auction")
+    # Sim noise is 2% by default: the fitted cost lands near the spec's 12 µs.
+    assert window["cost_us"] == pytest.approx(12.0, rel=0.1)
+    assert spec.operator("bids_per_auction").cost_us == pytest.approx(window["cost_us"], rel=1e-5)
+    assert "wrote" in result.output and "bids_per_auction" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "bad.json:1:2: not JSON"),
+        ('{"hello": 1}', "bad.json: not a tuning trace (trace.json) nor a `streamtune run --json` output"),
+        ('{"parallelism": {"a": 1}, "observation": {"t_s": 1}}', "bad.json: window_s: Field required"),
+    ],
+)
+def test_bad_files_are_one_line_and_exit_2(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = runner.invoke(app, ["calibrate", str(bad), "--job", str(ROOT / "configs/nexmark/q5.yaml"), "--out", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.yaml").exists()
