@@ -114,12 +114,15 @@ def fit_usl(points: list[tuple[int, float]], sigma0: float, kappa0: float) -> tu
             columns.append(p * (p - 1))
         coef, _ = nnls(np.column_stack(columns), y)
         a = float(coef[0])
-        if a <= 0:  # degenerate: fall back to the mean cost, scaling unchanged
-            a = float((y / (1.0 + sigma0 * (p - 1) + kappa0 * p * (p - 1))).mean())
-            sigma, kappa = sigma0, kappa0
-        else:
-            sigma = min(1.0, float(coef[1]) / a)
-            kappa = min(1.0, float(coef[2]) / a) if distinct >= 3 else 0.0
+        sigma = float(coef[1]) / a if a > 0 else sigma0
+        kappa = (float(coef[2]) / a if a > 0 else kappa0) if distinct >= 3 else 0.0
+        if a <= 0 or sigma > 1.0 or kappa > 1.0:
+            # Outside the model's range (throughput that falls as instances are added, or a degenerate fit):
+            # hold the scaling at its bound and refit the cost alone.
+            sigma = min(1.0, sigma0 if a <= 0 else sigma)
+            kappa = min(1.0, kappa0 if a <= 0 else kappa)
+            shape = 1.0 + sigma * (p - 1) + kappa * p * (p - 1)
+            a = float((y * shape).sum() / (shape * shape).sum())
     model = p / (a * (1.0 + sigma * (p - 1) + kappa * p * (p - 1)))
     error = float(np.sqrt((((model - tpr) / tpr) ** 2).mean()))
     return a * 1e6, sigma, kappa, error
@@ -153,6 +156,11 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
         else:
             sigma0, kappa0 = usl_params(op)
             cost, sigma, kappa, error = fit_usl(points, sigma0, kappa0)
+            if not (math.isfinite(cost) and cost > 1e-6):
+                fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, "no usable fit: hints kept"))
+                if selectivity is not None:
+                    by_id[op.id]["selectivity"] = round(selectivity, 6)
+                continue
             seen = tuple(sorted({p for p, _ in points}))
             note = {1: "one parallelism: cost only", 2: "two parallelisms: cost and sigma"}.get(len(seen), "cost, sigma, kappa")
             fits.append(OperatorFit(op.id, windows, seen, cost, sigma, kappa, selectivity, error, note, points))
@@ -161,7 +169,12 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
             target["scaling"] = {"sigma": round(sigma, 6), "kappa": round(kappa, 8)}
         if selectivity is not None:
             target["selectivity"] = round(selectivity, 6)
-    calibrated = JobSpec.model_validate(data)
+    from pydantic import ValidationError
+
+    try:
+        calibrated = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"the fitted values do not make a valid spec: {exc.errors()[0]['msg']}") from None
     return calibrated, fits
 
 

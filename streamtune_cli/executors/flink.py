@@ -14,6 +14,8 @@ are retried with backoff; a job that fails or restarts is an ExecutorError namin
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import re
 import time
@@ -37,9 +39,9 @@ _COUNTERS = ("accumulateBusyTimeMs", "accumulateIdleTimeMs", "accumulateBackPres
 
 
 def metric_name(operator_name: str) -> str:
-    """How Flink names an operator in metric ids: `Source: bid[1]` -> `Source__bid[1]` (spaces and colons
-    become underscores; long names are cut at 80 characters)."""
-    return re.sub(r"[ :]", "_", operator_name)[:80]
+    """How Flink names an operator in metric ids: `Source: bid[1]` -> `Source__bid[1]` (the metric query
+    service turns spaces, colons, dots and commas into underscores; long names are cut at 80 characters)."""
+    return re.sub(r"[ :.,]", "_", operator_name)[:80]
 
 
 @dataclass
@@ -52,13 +54,24 @@ class _Vertex:
     flink_names: dict[str, str]  # spec operator id -> Flink operator name (as in the vertex name)
     chain: tuple[str, ...] = ()  # the vertex's Flink operator names, head first
 
-    def ends(self, op_id: str) -> tuple[str, str]:
-        """The Flink operators whose counters give `op_id`'s records in and out: itself, or for an operator
-        standing for the whole vertex its head (in) and its last operator (out)."""
+    @property
+    def sources(self) -> list[str]:
+        """The source operators chained in this vertex (its head, or sources chained into its head)."""
+        return [name for name in self.chain if name.startswith("Source: ")]
+
+    def counters(self, op_id: str) -> tuple[list[str], str, bool]:
+        """Metric names (without the subtask prefix) for `op_id`'s records in (summed) and out, and whether
+        its input is read from outside. An operator of its own uses its own counters (a source's input is
+        what it emitted); one standing for the whole vertex uses the task's, or its sources' output."""
         own = self.flink_names.get(op_id)
         if own:
-            return own, own
-        return self.chain[0], self.chain[-1]
+            m = metric_name(own)
+            if own.startswith("Source: "):
+                return [f"{m}.numRecordsOut"], f"{m}.numRecordsOut", True
+            return [f"{m}.numRecordsIn"], f"{m}.numRecordsOut", False
+        if self.sources:
+            return [f"{metric_name(n)}.numRecordsOut" for n in self.sources], "numRecordsOut", True
+        return ["numRecordsIn"], "numRecordsOut", False
 
 
 class FlinkExecutor:
@@ -77,6 +90,7 @@ class FlinkExecutor:
         spec_dir: str | None = None,
         settle_timeout_s: float = 180.0,
         attempts: int = 4,
+        read_only: bool = False,
     ):
         if not rest or not job:
             raise ValueError("the flink executor needs rest (the cluster's REST address) and job (the job id)")
@@ -94,6 +108,7 @@ class FlinkExecutor:
         self.rate_rps = rate_rps
         self.spec_dir = spec_dir
         self.settle_timeout_s = float(settle_timeout_s)
+        self.read_only = bool(read_only)  # --dry-run: a deployment that would change the job is refused
         self.restarts = 0
         self.rescale_s: list[float] = []
         self._rest = FlinkRest(rest, attempts=attempts)
@@ -117,6 +132,9 @@ class FlinkExecutor:
         current = {v.id: v.parallelism for v in self._vertices}
         if wanted == current:
             return
+        if self.read_only:
+            changes = ", ".join(f"{v.name}: {v.parallelism} -> {wanted[v.id]}" for v in self._vertices if wanted[v.id] != v.parallelism)
+            raise UsageError(f"--dry-run changes nothing, but the starting point differs from what the job runs ({changes})")
         budget = self.slot_budget()
         widest = max(wanted.values())
         if widest > budget:
@@ -126,14 +144,22 @@ class FlinkExecutor:
                 "(free slots plus its own): cap it with --max-parallelism, or add task managers",
             )
         started = time.monotonic()
-        requirements = self._rest.resource_requirements(self.job_id)
+        original = self._rest.resource_requirements(self.job_id)
+        requirements = json.loads(json.dumps(original))
         for vertex_id, p in wanted.items():
             if vertex_id not in requirements:
                 raise ExecutorError(_NAME, f"the cluster has no resource requirements for vertex {vertex_id}")
-            requirements[vertex_id]["parallelism"]["upperBound"] = p
-            requirements[vertex_id]["parallelism"]["lowerBound"] = 1
+            bounds = requirements[vertex_id]["parallelism"]
+            bounds["upperBound"] = p
+            bounds["lowerBound"] = min(int(bounds.get("lowerBound", 1)), p)  # only lowered when it must be
         self._rest.set_resource_requirements(self.job_id, requirements)
-        self._await_parallelism(wanted)
+        try:
+            self._await_parallelism(wanted)
+        except ExecutorError:
+            # The PUT would stay in force and Flink rescale later, to a parallelism nobody measured: undo it.
+            with contextlib.suppress(ExecutorError):
+                self._rest.set_resource_requirements(self.job_id, original)
+            raise
         self.restarts += 1
         self.rescale_s.append(time.monotonic() - started)
 
@@ -168,7 +194,7 @@ class FlinkExecutor:
         t1, second = self._fresh_counters()
         found = []
         for vertex in self._vertices:
-            if not vertex.chain[0].startswith("Source: "):
+            if not vertex.sources:
                 continue
             a, b = first[vertex.id], second[vertex.id]
             busy_known = any(math.isfinite(x) and math.isfinite(y) for x, y in zip(a["accumulateBusyTimeMs"], b["accumulateBusyTimeMs"]))
@@ -225,8 +251,8 @@ class FlinkExecutor:
                 )
             vertex = vertices[imported[op.id]]
             vertex.operators.append(op.id)
+        taken: set[str] = set()  # ids numbered job-wide, in vertex order, as `import flink` numbers them
         for vertex in vertices.values():
-            taken: set[str] = set()
             names = parse_vertex_name(vertex.name).operators
             vertex.chain = tuple(names)
             ids = {operator_id(n, taken): n for n in names}
@@ -292,8 +318,8 @@ class FlinkExecutor:
                 raise ExecutorError(_NAME, f"vertex {vertex.name!r} changed parallelism during the window (the job restarted?)")
             wanted = list(_COUNTERS)
             for op_id in vertex.operators:
-                for flink_name in vertex.ends(op_id):
-                    wanted += [f"{metric_name(flink_name)}.numRecordsIn", f"{metric_name(flink_name)}.numRecordsOut"]
+                ins, outgoing, _ = vertex.counters(op_id)
+                wanted += [*ins, outgoing]
             wanted = list(dict.fromkeys(wanted))
             ids = [f"{i}.{name}" for i in range(vertex.parallelism) for name in wanted]
             values: dict[str, float] = {}
@@ -315,6 +341,18 @@ class FlinkExecutor:
         unmeasured: list[str] = []  # operators of vertices Flink accounts no time for
         for vertex in self._vertices:
             a, b = first[vertex.id], second[vertex.id]
+            # Record counters only: Flink derives accumulated busy time from the others, and it can step back
+            # by a few milliseconds between two reads of a running job.
+            for name, values in a.items():
+                if name in _COUNTERS:
+                    continue
+                if any(math.isfinite(x) and math.isfinite(y) and y < x for x, y in zip(values, b[name])):
+                    raise ExecutorError(
+                        _NAME, f"job {self.job_id} restarted during the window (counter {name} of {vertex.name!r} went back)"
+                    )
+
+            if not any(math.isfinite(x) for name in _COUNTERS for x in b[name]):
+                raise ExecutorError(_NAME, f"Flink reports no busy, idle or backpressured time for vertex {vertex.name!r}")
 
             def per_subtask(name: str) -> list[float]:
                 return [max(0.0, (y - x) / 1000.0 / wall) if math.isfinite(x) and math.isfinite(y) else math.nan for x, y in zip(a[name], b[name])]
@@ -326,21 +364,23 @@ class FlinkExecutor:
                 min(1.0, v) if math.isfinite(v) else max(0.0, 1.0 - i - p)  # sources: NaN busy time
                 for v, i, p in zip(busy_raw, idle, bp)
             ]
-            if not any(math.isfinite(v) for v in busy_raw) and not any(idle):
+            if vertex.sources and not any(math.isfinite(v) for v in busy_raw) and not any(idle):
                 # A legacy source's thread: neither busy nor idle time is accounted (only the moments its
                 # records wait for buffers count as backpressure).
                 unmeasured.extend(vertex.operators)
             for op_id in vertex.operators:
                 op = self._spec.operator(op_id)
-                head_m, tail_m = (metric_name(n) for n in vertex.ends(op_id))
-                rin = _rate(a[f"{head_m}.numRecordsIn"], b[f"{head_m}.numRecordsIn"], wall)
-                rout = _rate(a[f"{tail_m}.numRecordsOut"], b[f"{tail_m}.numRecordsOut"], wall)
-                reads_outside = op.kind == OperatorKind.source or (
-                    not vertex.flink_names.get(op_id) and vertex.chain[0].startswith("Source: ")
-                )
+                ins, out, reads_outside = vertex.counters(op_id)
+                for name in [*ins, out]:
+                    if not any(math.isfinite(x) for x in b[name]):
+                        raise ExecutorError(
+                            _NAME,
+                            f"Flink reports no metric {name!r} for vertex {vertex.name!r} (a renamed operator?), "
+                            "so its records cannot be counted",
+                        )
+                rin = sum(_rate(a[name], b[name], wall) for name in ins)
+                rout = _rate(a[out], b[out], wall)
                 if reads_outside:
-                    # Records read from outside: what the source operator emitted (its own output counter).
-                    rin = _rate(a[f"{head_m}.numRecordsOut"], b[f"{head_m}.numRecordsOut"], wall)
                     achieved += rin
                     reading.append(op_id)
                 if op.kind == OperatorKind.sink:

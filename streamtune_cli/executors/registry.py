@@ -153,6 +153,7 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         ),
         ExecutorOption("settle_timeout_s", float, 180.0, "Longest wait for the job to run at a new parallelism", gt=0),
         ExecutorOption("attempts", int, 4, "Tries of each REST call (network errors and 5xx answers are retried)", ge=1, le=20),
+        ExecutorOption("read_only", bool, False, "Refuse any deployment that would change the job (tune --dry-run)"),
     ),
 }
 

@@ -10,6 +10,7 @@ still is the JVM we started. Nothing else is ever killed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -216,8 +217,17 @@ def cluster_up(
         _wait_ready(state, started, settings.slots, timeout_s)
         return state
     except BaseException:
+        # Our own children (still unreaped, so their PIDs cannot have been reused): end their sessions even
+        # while they are still Flink's start script, before it has become the JVM.
         for process in started.values():
-            _end(process.pid, str(conf), grace_s=5.0)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, sig)
+                try:
+                    process.wait(timeout=5.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         raise
 
 

@@ -54,11 +54,12 @@ class FlinkVertex:
 
     @property
     def head(self) -> str:
-        return self.operators[0]
+        """The operator the vertex's inputs reach: the first one that is not a chained source."""
+        return self.operators[len(self.chain.chained_sources)]
 
     @property
     def tail(self) -> str:
-        return self.operators[-1]
+        return self.operators[self.chain.tail]
 
 
 def _descriptions(plan: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -150,9 +151,8 @@ def spec_from_rest(job: dict[str, Any], plan: dict[str, Any], *, rate_rps: float
     # Edges: inside each vertex (chained, forward), then between vertices (ship strategy from the plan).
     edges: list[dict[str, Any]] = []
     for vertex in vertices.values():
-        ids = dict(zip(vertex.chain.operators, vertex.operators))
-        for up, down in vertex.chain.edges:
-            edges.append({"from": ids[up], "to": ids[down], "partitioning": "forward"})
+        for up, down in vertex.chain.links:
+            edges.append({"from": vertex.operators[up], "to": vertex.operators[down], "partitioning": "forward"})
     between: list[tuple[FlinkVertex, FlinkVertex, str]] = []
     for node in plan.get("nodes", []):
         down = vertices.get(node["id"])
@@ -216,9 +216,13 @@ def import_flink_job(rest: Any, job_id: str, *, rate_rps: float | None = None) -
     """Read job `job_id` from a cluster; returns the spec data and the operator -> vertex id mapping."""
     job = rest.job(job_id)
     plan = rest.plan(job_id)
+    placeholder = False
     if rate_rps is None:
         rate_rps = _observed_source_rate(job)
+        placeholder = rate_rps == _PLACEHOLDER_RATE
     spec = spec_from_rest(job, plan, rate_rps=rate_rps, source_url=rest.url)
+    if placeholder:
+        spec["description"] += f" {PLACEHOLDER_NOTE}"
     mapping = vertex_mapping(job)
     return spec, mapping
 
@@ -242,4 +246,8 @@ def _observed_source_rate(job: dict[str, Any]) -> float:
         if v["name"].startswith("Source: ") or " [Source: " in v["name"]:
             total += float((v.get("metrics") or {}).get("write-records", 0) or 0)
     rate = total / seconds
-    return round(rate, 1) if rate > 0 else 1000.0
+    return round(rate, 1) if rate > 0 else _PLACEHOLDER_RATE
+
+
+_PLACEHOLDER_RATE = 1000.0
+PLACEHOLDER_NOTE = "The workload rate (1000 rec/s) is a placeholder: no source records were counted yet (set it with --rate)."

@@ -11,9 +11,20 @@ __all__ = ["ChainedName", "parse_vertex_name", "operator_id"]
 
 @dataclass(frozen=True)
 class ChainedName:
-    operators: tuple[str, ...]  # operator names as Flink shows them, in chain order (head first)
-    edges: tuple[tuple[str, str], ...]  # chained (upstream, downstream) pairs
+    operators: tuple[str, ...]  # operator names as Flink shows them (chained sources, then the head, ...)
+    links: tuple[tuple[int, int], ...]  # chained (upstream, downstream) positions in `operators`
     chained_sources: tuple[str, ...] = ()  # `head [Source: a, Source: b]`: sources chained into the head
+
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """The chained edges by name (ambiguous where a vertex repeats a name, as `Map -> Map` does)."""
+        return tuple((self.operators[a], self.operators[b]) for a, b in self.links)
+
+    @property
+    def tail(self) -> int:
+        """Position of the operator whose output leaves the vertex: the last one of the chain's main line
+        (for a fork `a -> (b, c)`, the last branch; Flink's name does not say which branch feeds out)."""
+        return len(self.operators) - 1
 
 
 def _split_top(text: str, separator: str) -> list[str]:
@@ -46,31 +57,34 @@ def _head_and_sources(text: str) -> tuple[str, list[str]]:
 def parse_vertex_name(name: str) -> ChainedName:
     """The operators of one job vertex and how they are chained, from the vertex's name."""
     operators: list[str] = []
-    edges: list[tuple[str, str]] = []
+    links: list[tuple[int, int]] = []
     chained_sources: list[str] = []
 
-    def walk(text: str) -> list[str]:
-        """Parse `a -> rest`; returns the heads of `text` (one operator, or several for `(x, y)`)."""
+    def walk(text: str) -> list[int]:
+        """Parse `a -> rest`; returns the positions of `text`'s heads (one, or several for `(x, y)`)."""
         text = text.strip()
         if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
-            heads: list[str] = []
+            heads: list[int] = []
             for branch in _split_top(text[1:-1], ", "):
                 heads += walk(branch)
             return heads
         pieces = _split_top(text, " -> ")
         first, sources = _head_and_sources(pieces[0].strip())
-        operators.append(first)
+        source_positions = []
         for source in sources:
             operators.append(source)
             chained_sources.append(source)
-            edges.append((source, first))
+            source_positions.append(len(operators) - 1)
+        operators.append(first)
+        here = len(operators) - 1
+        links.extend((position, here) for position in source_positions)
         if len(pieces) > 1:
             for child in walk(" -> ".join(pieces[1:])):
-                edges.append((first, child))
-        return [first]
+                links.append((here, child))
+        return [here]
 
     walk(name)
-    return ChainedName(tuple(operators), tuple(edges), tuple(chained_sources))
+    return ChainedName(tuple(operators), tuple(links), tuple(chained_sources))
 
 
 def _balanced(text: str) -> bool:

@@ -41,7 +41,13 @@ class FlinkRest:
         self.url = url.rstrip("/")
         self.attempts = max(1, int(attempts))
         self.backoff_s = backoff_s
-        self._client = httpx.Client(base_url=self.url, timeout=timeout_s)
+        try:
+            self._client = httpx.Client(base_url=self.url, timeout=timeout_s)
+            self._client.build_request("GET", "/overview")
+        except (httpx.InvalidURL, ValueError) as exc:
+            from streamtune_cli.errors import UsageError
+
+            raise UsageError(f"not a usable REST address: {url!r} ({exc})") from None
 
     def close(self) -> None:
         self._client.close()
@@ -95,20 +101,24 @@ class FlinkRest:
 
     def upload_jar(self, path: str) -> str:
         with open(path, "rb") as handle:
-            answer = self._call("POST", "/jars/upload", files={"jarfile": (path.rsplit("/", 1)[-1], handle, "application/x-java-archive")})
+            answer = self._call(
+                "POST", "/jars/upload", files={"jarfile": (path.rsplit("/", 1)[-1], handle, "application/x-java-archive")}
+            )
         return str(answer["filename"]).rsplit("/", 1)[-1]
 
     def run_jar(self, jar_id: str, body: dict[str, Any]) -> str:
-        return str(self._call("POST", f"/jars/{jar_id}/run", json=body, timeout=120.0)["jobid"])
+        """Start a program: tried once (a retry after a timeout could submit a second copy of the job)."""
+        return str(self._call("POST", f"/jars/{jar_id}/run", json=body, timeout=120.0, _attempts=1)["jobid"])
 
     def cancel(self, job_id: str) -> None:
         self.patch(f"/jobs/{job_id}", mode="cancel")
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, _attempts: int | None = None, **kwargs: Any) -> Any:
+        attempts = self.attempts if _attempts is None else _attempts
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=self.backoff_s, max=8.0),
             retry=retry_if_exception(_retryable),
             reraise=True,
@@ -119,7 +129,7 @@ class FlinkRest:
                     return self._once(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ExecutorError(
-                "flink", f"{method} {self.url}{path} failed after {self.attempts} tries: {type(exc).__name__}: {exc}"
+                "flink", f"{method} {self.url}{path} failed after {attempts} tries: {type(exc).__name__}: {exc}"
             ) from None
         raise AssertionError("unreachable")
 
@@ -145,8 +155,12 @@ def _flink_errors(response: httpx.Response) -> str:
         errors = response.json().get("errors", [])
     except (json.JSONDecodeError, AttributeError):
         return response.text.strip()[:200] or response.reason_phrase
-    first = str(errors[0]).strip().splitlines()[0] if errors else response.reason_phrase
-    return first[:300]
+    if not errors:
+        return response.reason_phrase
+    lines = [line.strip() for error in errors for line in str(error).strip().splitlines() if line.strip()]
+    # A failed program's answer is a stack trace: its last "Caused by:" is what went wrong (a SQL error).
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return (causes[-1] if causes else lines[0])[:300]
 
 
 def _number(value: Any) -> float:

@@ -49,6 +49,8 @@ class FakeFlink:
                 "Source__bid[1].numRecordsOut": per * t,
                 "Calc[2].numRecordsIn": per * t,
                 "Calc[2].numRecordsOut": per * t,
+                "numRecordsIn": 0.0,
+                "numRecordsOut": per * t,
             }
         else:
             values = {
@@ -59,6 +61,8 @@ class FakeFlink:
                 "GroupAggregate[4].numRecordsOut": per * t / 10,
                 "out[5]__Writer.numRecordsIn": per * t / 10,
                 "out[5]__Writer.numRecordsOut": 0.0,
+                "numRecordsIn": per * t,
+                "numRecordsOut": 0.0,
             }
         return values.get(name, math.nan)
 
@@ -184,6 +188,41 @@ def test_tune_caps_vertices_at_the_slots_and_holds_an_unmeasured_source(fake: Fa
     source, agg = spec.operators
     assert source.max_parallelism == 2 and agg.max_parallelism == 8
     assert any("legacy SourceFunction" in n for n in notes) and any("8 task slots" in n for n in notes)
+
+
+def test_a_dry_run_refuses_to_change_the_job_and_a_failed_rescale_is_undone(fake: FakeFlink) -> None:
+    from streamtune_cli.errors import UsageError
+
+    executor = _executor(fake, read_only=True)
+    spec = vertex_spec(_spec(fake), executor, probe=False)
+    with pytest.raises(UsageError, match="--dry-run changes nothing"):
+        executor.deploy(spec, {**spec.parallelism, spec.operators[1].id: 1})
+    assert fake.puts == []
+
+    stuck = _executor(fake, settle_timeout_s=0.5)
+    fake_put = fake.handler
+
+    def ignoring_rescales(request: httpx.Request) -> httpx.Response:  # accepts the PUT, never rescales
+        if request.method == "PUT":
+            fake.puts.append(json.loads(request.content))
+            return httpx.Response(200, json={})
+        return fake_put(request)
+
+    stuck._rest._client = httpx.Client(base_url="http://fake", transport=httpx.MockTransport(ignoring_rescales))
+    with pytest.raises(ExecutorError, match="did not run at the new parallelism"):
+        stuck.deploy(spec, {**spec.parallelism, spec.operators[1].id: 3})
+    assert fake.puts[-1] == {v: {"parallelism": {"lowerBound": 1, "upperBound": 2}} for v in ("v1", "v2")}
+
+
+def test_a_counter_that_goes_back_means_a_restart(fake: FakeFlink) -> None:
+    executor = _executor(fake)
+    spec = vertex_spec(_spec(fake), executor, probe=False)
+    executor.deploy(spec, spec.parallelism)
+    time.sleep(0.3)
+    first = executor._counters()
+    fake.start = time.monotonic()  # the job restarted: every counter starts again from 0
+    with pytest.raises(ExecutorError, match=r"restarted during the window \(counter .*numRecords"):
+        executor._observation(0.0, first, 1.0, executor._counters())
 
 
 def test_observe_before_deploy_and_a_spec_of_another_job_are_refused(fake: FakeFlink) -> None:

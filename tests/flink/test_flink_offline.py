@@ -27,12 +27,24 @@ RECORDED = sorted(DATA.glob("*.json"))
 
 def test_vertex_names_parse_into_operators_and_chained_edges() -> None:
     name = parse_vertex_name("Join[5] [Source: a[1], Source: b[2]] -> Calc[6] -> (x[7]: Writer, Calc[8] -> y[9]: Writer)")
-    assert name.operators == ("Join[5]", "Source: a[1]", "Source: b[2]", "Calc[6]", "x[7]: Writer", "Calc[8]", "y[9]: Writer")
+    assert name.operators == ("Source: a[1]", "Source: b[2]", "Join[5]", "Calc[6]", "x[7]: Writer", "Calc[8]", "y[9]: Writer")
     assert set(name.edges) == {
         ("Source: a[1]", "Join[5]"), ("Source: b[2]", "Join[5]"), ("Join[5]", "Calc[6]"),
         ("Calc[6]", "x[7]: Writer"), ("Calc[6]", "Calc[8]"), ("Calc[8]", "y[9]: Writer"),
     }
     assert name.chained_sources == ("Source: a[1]", "Source: b[2]")
+
+
+def test_repeated_names_in_one_vertex_keep_their_own_edges() -> None:
+    # DataStream jobs often chain operators of the same name (`Map -> Map`): positions, not names, link them.
+    name = parse_vertex_name("Source: s -> Map -> Map -> Sink: out")
+    assert sorted(name.links) == [(0, 1), (1, 2), (2, 3)]
+    data = spec_from_rest(
+        {"name": "maps", "vertices": [{"id": "v", "name": "Source: s -> Map -> Map -> Sink: out", "parallelism": 1}]},
+        {"nodes": [{"id": "v"}]},
+        rate_rps=10.0,
+    )
+    assert sorted((e["from"], e["to"]) for e in data["edges"]) == [("map", "map_2"), ("map_2", "out"), ("s", "map")]
 
 
 @given(job_spec_data())

@@ -136,8 +136,12 @@ def import_flink(
 
     if rate is not None and not (math.isfinite(rate) and rate > 0):
         raise UsageError(f"--rate must be positive and finite (records/s), got {rate:g}")
+    from streamtune_cli.flink.importer import PLACEHOLDER_NOTE
+
     with FlinkRest(rest) as client:
         data, _ = import_flink_job(client, job, rate_rps=rate)
+    if PLACEHOLDER_NOTE in data.get("description", ""):
+        _say("note: " + PLACEHOLDER_NOTE)
     text = f"# Imported from Flink job {job} at {rest} by `streamtune import flink`.\n" + yaml.safe_dump(
         data, sort_keys=False, default_flow_style=False, allow_unicode=True
     )

@@ -83,6 +83,13 @@ def run(
         "--sink": ("sink", sink),
         "--sink-dir": ("sink_dir", str(sink_dir) if sink_dir is not None else None),
     }
+    if executor == "flink":
+        from streamtune_cli.errors import UsageError
+
+        raise UsageError(
+            "`run` starts jobs; a Flink job runs already: read it with `streamtune tune JOB --executor flink "
+            "--rest URL --job ID --dry-run`"
+        )
     options = executor_options_from_flags(executor, flags)
     options["spec_dir"] = spec_dir_of(job)
     spec = load_spec(job, check_sql_expressions=executor == "local")

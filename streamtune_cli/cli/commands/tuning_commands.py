@@ -155,6 +155,8 @@ def tune(
         no_fusion=False if no_fusion else None, rest=rest, job=flink_job,
     )
     seed = 0 if seed is None else seed
+    if executor == "flink" and dry_run:
+        options["read_only"] = True  # a dry run never changes the cluster, not even the starting point
     config = TuningConfig(
         max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
     )
@@ -183,20 +185,21 @@ def tune(
             if show_steps:
                 err_console.print(_step_line(step, base_rate_rps), highlight=False)
 
+        in_flink_terms = None
         try:
             trace = run_tuning(spec, runner, chosen, config, seed=seed, on_step=on_step)
+            if executor == "flink":
+                from streamtune_cli.flink.tuning import flink_terms
+
+                chosen_p = trace.meta["recommended_parallelism" if dry_run else "final_parallelism"]
+                in_flink_terms = flink_terms(runner, spec, chosen_p)
         except StreamtuneError as exc:
             # Nothing measured is lost: the windows observed so far go to a file the message names.
             if steps:
-                saved = _save_partial_trace(spec, executor, tuner, steps, report, exc)
-                raise _with_saved(exc, saved) from None
+                saved = _save_partial_trace(spec, executor, tuner, seed, steps, report, exc)
+                if saved is not None:
+                    raise _with_saved(exc, saved) from None
             raise
-        in_flink_terms = None
-        if executor == "flink":
-            from streamtune_cli.flink.tuning import flink_terms
-
-            chosen_p = trace.meta["recommended_parallelism" if dry_run else "final_parallelism"]
-            in_flink_terms = flink_terms(runner, spec, chosen_p)
     meta = trace.meta
     oracle = meta["oracle"]  # at the schedule's peak target, under the same parallelism caps
     # The oracle is the sim's capacity model (the spec's cost hints): the truth of the sim, a guess about
@@ -266,23 +269,31 @@ def _steps_in(saved: Path) -> int:
     return len(json.loads(saved.read_text())["steps"])
 
 
-def _save_partial_trace(spec: Any, executor: str, tuner: str, steps: list[Any], report: Optional[Path], exc: Any) -> Path:
+def _save_partial_trace(
+    spec: Any, executor: str, tuner: str, seed: int, steps: list[Any], report: Optional[Path], exc: Any
+) -> Optional[Path]:
+    """The steps observed before a failure, as a trace file `calibrate` and `history add` read; None when
+    even that cannot be written (the original error is what the user needs then)."""
+    from streamtune_cli.executors.base import Trace
     from streamtune_cli.io import write_json_atomic
+    from streamtune_cli.spec.loader import spec_to_data
 
     folder = report if report is not None else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ("partial-trace.json" if report is not None else f"streamtune-{spec.name}-partial-trace.json")
-    write_json_atomic(
-        path,
-        {
-            "schema": "streamtune.partial-trace/1",
-            "job": spec.name,
-            "executor": executor,
-            "tuner": tuner,
-            "error": str(exc),
-            "steps": [step.model_dump(mode="json") for step in steps],
-        },
+    trace = Trace(
+        job=spec.name,
+        spec=spec_to_data(spec),
+        executor=executor,
+        tuner=tuner,
+        seed=seed,
+        steps=steps,
+        meta={"partial": True, "error": str(exc)},
     )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, trace.model_dump(mode="json"))
+    except OSError:
+        return None
     return path
 
 
