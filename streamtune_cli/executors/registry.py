@@ -87,6 +87,17 @@ _PLANNED: tuple[str, ...] = ()
 
 EXECUTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
+# Options every executor declares the same way.
+_RATE_RPS = ExecutorOption(
+    "rate_rps",
+    float,
+    None,
+    "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
+    gt=0,
+    optional=True,
+)
+_SPEC_DIR = ExecutorOption("spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True)
+
 # Each executor's keyword options, in its constructor's order; the bounds are the executor's own.
 EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
     "sim": (
@@ -95,32 +106,14 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         ExecutorOption("noise", float, 0.02, "Relative measurement noise (0 = exact)", ge=0, le=0.5),
         ExecutorOption("window_s", float, 30.0, "Length of one measurement window in seconds", gt=0),
         ExecutorOption("warmup_s", float, 30.0, "Seconds the job runs (simulated) before each window is measured", ge=0),
-        ExecutorOption(
-            "rate_rps",
-            float,
-            None,
-            "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
-            gt=0,
-            optional=True,
-        ),
-        ExecutorOption(
-            "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
-        ),
+        _RATE_RPS,
+        _SPEC_DIR,
     ),
     "local": (
         ExecutorOption("window_s", float, 10.0, "Length of one measurement window in seconds (wall clock)", gt=0),
         ExecutorOption("warmup_s", float, 5.0, "Seconds the job runs before each window is measured", ge=0),
-        ExecutorOption(
-            "rate_rps",
-            float,
-            None,
-            "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
-            gt=0,
-            optional=True,
-        ),
-        ExecutorOption(
-            "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
-        ),
+        _RATE_RPS,
+        _SPEC_DIR,
         ExecutorOption("fusion", bool, True, "Run chainable operators fused in one process (false: one process per operator)"),
         ExecutorOption("sink", str, "count", "What sinks do with their records: count, blackhole or parquet"),
         ExecutorOption("sink_dir", str, None, "Folder the parquet sinks write to", optional=True),
@@ -140,17 +133,8 @@ EXECUTOR_OPTIONS: Mapping[str, tuple[ExecutorOption, ...]] = {
         ExecutorOption("job", str, None, "Id of the running job to tune", optional=True),
         ExecutorOption("window_s", float, 30.0, "Length of one measurement window in seconds (wall clock)", gt=0),
         ExecutorOption("warmup_s", float, 20.0, "Seconds the job runs after a rescale before a window is measured", ge=0),
-        ExecutorOption(
-            "rate_rps",
-            float,
-            None,
-            "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
-            gt=0,
-            optional=True,
-        ),
-        ExecutorOption(
-            "spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True
-        ),
+        _RATE_RPS,
+        _SPEC_DIR,
         ExecutorOption("settle_timeout_s", float, 180.0, "Longest wait for the job to run at a new parallelism", gt=0),
         ExecutorOption("attempts", int, 4, "Tries of each REST call (network errors and 5xx answers are retried)", ge=1, le=20),
         ExecutorOption("read_only", bool, False, "Refuse any deployment that would change the job (tune --dry-run)"),
