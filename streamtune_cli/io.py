@@ -12,7 +12,11 @@ from typing import Any
 
 from streamtune_cli.errors import Location, Problem, SpecError, StreamtuneError
 
-__all__ = ["OutputError", "write_text_atomic", "write_json_atomic", "read_json_file"]
+__all__ = ["OutputError", "write_text_atomic", "write_json_atomic", "read_json_file", "read_text_bounded", "MAX_INPUT_BYTES"]
+
+# The largest file streamtune reads as input (specs, traces, reports, baselines, schedules): far above any
+# real job (a 50,000-operator spec is about 10 MB), far below what would exhaust memory.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 class OutputError(StreamtuneError):
@@ -60,6 +64,40 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def read_text_bounded(path: str | Path, role: str = "file", limit: int = MAX_INPUT_BYTES) -> str:
+    """Read a regular UTF-8 text file of at most `limit` bytes; every failure is a SpecError naming the file.
+
+    Devices, FIFOs and directories are refused before they are opened (reading /dev/zero would never end,
+    opening a FIFO would block), and the size is checked on the open file, so a file that grows while it is
+    read is still cut at `limit`.
+    """
+    path = Path(path)
+    where = Location(str(path))
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError([Problem(where, f"{role} does not exist")]) from None
+    except OSError as exc:
+        raise SpecError([Problem(where, f"cannot read {role}: {exc.strerror or exc}")]) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError([Problem(where, f"{role} is a directory, not a file")])
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError([Problem(where, f"{role} is not a regular file (a device, FIFO or socket)")])
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SpecError([Problem(where, f"cannot read {role}: {exc.strerror or exc}")]) from None
+    if len(data) > limit:
+        raise SpecError([Problem(where, f"{role} is larger than {limit // (1024 * 1024)} MiB, the most streamtune reads")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([Problem(Location(str(path), line, column), f"{role} is not UTF-8 text (byte 0x{data[exc.start]:02x})")]) from None
+
+
 def read_json_file(path: str | Path, role: str = "JSON file") -> Any:
     """Parse a JSON file; every failure is a SpecError naming the file (and line:col for syntax errors).
 
@@ -67,14 +105,7 @@ def read_json_file(path: str | Path, role: str = "JSON file") -> Any:
     """
     path = Path(path)
     where = Location(str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([Problem(where, f"{role} does not exist")]) from None
-    except IsADirectoryError:
-        raise SpecError([Problem(where, f"{role} is a directory, not a file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(where, f"cannot read {role}: {exc}")]) from None
+    text = read_text_bounded(path, role)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
