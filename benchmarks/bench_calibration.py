@@ -1,12 +1,19 @@
-"""Fidelity of `streamtune calibrate` on the local executor: calibrate on some parallelisms, predict others.
+"""Fidelity of `streamtune calibrate`: calibrate on some parallelisms, predict others, on a real executor.
 
-Per job, unfused (every operator its own process, so each is measured on its own), sources flat out,
-blackhole sinks: one window with every operator at parallelism 1 and one at 2 are the calibration windows;
-`calibrate` fits cost_us, sigma and selectivity to them. Then the job runs at held-out parallelisms and
-the calibrated sim's throughput (`calibrate.predicted_throughput`, sharing this machine's cores: the CPU
-per source record must fit in them) is compared with what was measured.
+Per job, sources flat out, blackhole sinks: one window with every unit at parallelism 1 and one at 2 are the
+calibration windows; `calibrate` fits cost_us, sigma and selectivity to them. Then the job runs at held-out
+parallelisms (every unit at 3; the heaviest unit at 2, the rest at 1; the heaviest at 3, the rest at 2) and
+the calibrated sim's throughput (`calibrate.predicted_throughput`, sharing this machine's cores: the CPU per
+source record must fit in them) is compared with what was measured.
+
+- `--executor local` (default): the Nexmark specs in configs/nexmark, unfused (every operator a process of
+  its own, so each is measured on its own).
+- `--executor flink --rest URL`: the FLIP-27 SQL jobs in configs/flink (`*_flip27.sql`, whose source reports
+  busy time) submitted to a running cluster (`streamtune flink up`) with the generator's rate limit lifted,
+  imported with `import flink`; a unit is a Flink job vertex. Each job is cancelled afterwards.
 
     .venv/bin/python benchmarks/bench_calibration.py [--jobs q1,q2,q5] [--window 5] [--json out.json]
+    .venv/bin/python benchmarks/bench_calibration.py --executor flink --rest http://127.0.0.1:8081 [--window 10]
 """
 
 from __future__ import annotations
@@ -14,60 +21,103 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
+FLINK_JOBS = "q2_filter_unchained_flip27,q5_hop_window_flip27,bids_per_bidder_flip27"
 
 
-def _measure(spec, parallelism, window_s: float):  # type: ignore[no-untyped-def]
+def _local_cases(jobs: list[str], window_s: float) -> Iterator[tuple[str, Any, Callable[[dict[str, int]], Any]]]:
     from streamtune_cli.executors.local.executor import LocalExecutor
+    from streamtune_cli.spec import load_spec
 
-    with LocalExecutor(window_s=window_s, warmup_s=2.0, rate_rps=1e9, fusion=False, sink="blackhole",
-                       spec_dir=str(ROOT / "configs" / "nexmark")) as executor:
-        executor.deploy(spec, parallelism)
-        return executor.observe()
+    for name in jobs:
+        spec = load_spec(ROOT / "configs" / "nexmark" / f"{name}.yaml")
+
+        def measure(parallelism: dict[str, int], spec: Any = spec) -> Any:
+            with LocalExecutor(window_s=window_s, warmup_s=2.0, rate_rps=1e9, fusion=False, sink="blackhole",
+                               spec_dir=str(ROOT / "configs" / "nexmark")) as executor:
+                executor.deploy(spec, parallelism)
+                return executor.observe()
+
+        yield name, spec, measure
+
+
+def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tuple[str, Any, Callable[[dict[str, int]], Any]]]:
+    import yaml
+
+    from streamtune_cli.executors.flink import FlinkExecutor
+    from streamtune_cli.flink.cluster import submit_sql
+    from streamtune_cli.flink.importer import import_flink_job
+    from streamtune_cli.flink.rest import FlinkRest
+    from streamtune_cli.flink.tuning import vertex_spec
+    from streamtune_cli.spec import load_spec_text
+
+    for name in jobs:
+        sql = (ROOT / "configs" / "flink" / f"{name}.sql").read_text()
+        # Lift the generator's rate limit ('0' = none) so the job runs as fast as the cluster lets it.
+        sql = re.sub(r"'rows-per-second'\s*=\s*'[^']*'", "'rows-per-second' = '0'", sql)
+        job_id = submit_sql(rest_url, sql)
+        try:
+            with FlinkRest(rest_url) as rest:
+                data, _ = import_flink_job(rest, job_id, rate_rps=1e9)
+            spec = load_spec_text(yaml.safe_dump(data, sort_keys=False), f"{name}.imported.yaml")
+            with FlinkExecutor(rest=rest_url, job=job_id, window_s=window_s, warmup_s=max(5.0, window_s / 2), rate_rps=1e9) as executor:
+                job = vertex_spec(spec, executor, probe=False)
+
+                def measure(parallelism: dict[str, int], job: Any = job, executor: Any = executor) -> Any:
+                    executor.deploy(job, parallelism)
+                    return executor.observe()
+
+                yield name, job, measure
+        finally:
+            with FlinkRest(rest_url) as rest:
+                rest.cancel(job_id)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", default="q1,q2,q5")
-    parser.add_argument("--window", type=float, default=5.0)
+    parser.add_argument("--executor", choices=("local", "flink"), default="local")
+    parser.add_argument("--rest", default="http://127.0.0.1:8081", help="the Flink cluster's REST address (--executor flink)")
+    parser.add_argument("--jobs", help=f"comma-separated (local default q1,q2,q5; flink default {FLINK_JOBS})")
+    parser.add_argument("--window", type=float, default=5.0, help="seconds per measured window")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     from streamtune_cli.calibrate import Sample, calibrate, predicted_throughput
-    from streamtune_cli.spec import load_spec
 
     cores = len(os.sched_getaffinity(0))
+    if args.executor == "local":
+        cases = _local_cases((args.jobs or "q1,q2,q5").split(","), args.window)
+    else:
+        cases = _flink_cases((args.jobs or FLINK_JOBS).split(","), args.window, args.rest)
     rows = []
-    print(f"{cores} cores; calibration at p=1 and p=2 for every operator, unfused, sources flat out")
-    print(f"{'job':<5} {'parallelism':<34} {'measured':>12} {'predicted':>12} {'error':>7}  role")
-    for name in args.jobs.split(","):
-        spec = load_spec(ROOT / "configs" / "nexmark" / f"{name}.yaml")
+    print(f"{args.executor} executor, {cores} cores; calibration at p=1 and p=2 for every unit, sources flat out")
+    print(f"{'job':<26} {'parallelism':<16} {'measured':>11} {'predicted':>11} {'error':>7}  role")
+    for name, spec, measure in cases:
         ids = [op.id for op in spec.operators]
         uniform = lambda p: {op: p for op in ids}  # noqa: E731
-        samples = []
-        for p in (1, 2):
-            observation = _measure(spec, uniform(p), args.window)
-            samples.append((uniform(p), observation, "calibration"))
+        samples = [(uniform(p), measure(uniform(p)), "calibration") for p in (1, 2)]
         calibrated, _ = calibrate(spec, [Sample(par, obs, "bench") for par, obs, _ in samples])
         heavy = max(ids, key=lambda op: calibrated.operator(op).cost_us)
-        held_out = [uniform(3), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}]
-        for par in held_out:
-            samples.append((par, _measure(spec, par, args.window), "held out"))
+        for par in (uniform(3), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}):
+            samples.append((par, measure(par), "held out"))
         for par, observation, role in samples:
             measured = observation.achieved_rate_rps
             predicted = predicted_throughput(calibrated, par, cores=cores)
             error = predicted / measured - 1 if measured else float("inf")
             label = ",".join(str(par[op]) for op in ids)
-            print(f"{name:<5} {label:<34} {measured:>12,.0f} {predicted:>12,.0f} {error:>+7.1%}  {role}")
+            print(f"{name:<26} {label:<16} {measured:>11,.0f} {predicted:>11,.0f} {error:>+7.1%}  {role}", flush=True)
             rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predicted,
                          "error": error, "role": role})
     held = [r for r in rows if r["role"] == "held out"]
-    worst = max(abs(r["error"]) for r in held)
-    print(f"held-out windows: {len(held)}, worst error {worst:.1%}, mean absolute error "
-          f"{sum(abs(r['error']) for r in held) / len(held):.1%}")
+    if held:
+        worst = max(abs(r["error"]) for r in held)
+        print(f"held-out windows: {len(held)}, worst error {worst:.1%}, mean absolute error "
+              f"{sum(abs(r['error']) for r in held) / len(held):.1%}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -10,7 +10,7 @@ p instances process per second of being busy. With `y = p / tpr`, the model is l
 so a non-negative least-squares fit (scipy's nnls) over the windows gives cost_us = 1e6 a, sigma = b / a,
 kappa = c / a. Parallelisms seen decide what can be fitted: one gives the cost with the operator's
 current sigma and kappa, two add sigma (kappa 0), three or more add both. Selectivity is records out over
-records in. Windows where an operator was nearly idle (busy < min_busy) say little about its capacity and
+records in (for a source: records emitted over records read). Windows where an operator was nearly idle (busy < min_busy) say little about its capacity and
 are left out. A fused chain's members all report their process's busy time (local executor, a Flink vertex),
 so calibrate from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
 """
@@ -148,7 +148,9 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
             rout += m.output_rate_rps
             if m.busy >= min_busy and m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
                 points.append((int(m.parallelism), float(m.true_processing_rate_rps)))
-        selectivity = rout / rin if rin > 0 and op.kind not in (OperatorKind.sink, OperatorKind.source) else None
+        # A source's records in are the records it reads; a Flink source vertex with a chained pre-aggregate
+        # (LocalWindowAggregate) emits far fewer, and what it emits is what loads the next vertex.
+        selectivity = rout / rin if rin > 0 and op.kind != OperatorKind.sink else None
         if not points:
             note = "no window measured it" if windows == 0 else f"never busy >= {min_busy:g} in {windows} windows"
             fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, note + ": hints kept"))

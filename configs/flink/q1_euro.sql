@@ -1,4 +1,5 @@
--- Nexmark-like Q1: convert every bid's price to euros (stateless: source, calc, sink in one chain).
+-- Nexmark-like Q1: convert every bid's price to euros (stateless; behind datagen, a legacy source, the sink writer
+-- does not chain: two vertices).
 SET 'pipeline.name' = 'st-q1-euro';
 SET 'parallelism.default' = '2';
 

@@ -36,6 +36,12 @@ SOURCE_BLOCKED = BACKPRESSURE_THRESHOLD
 _FRESH_POLL_S = 0.25
 _FRESH_TIMEOUT_S = 30.0
 _COUNTERS = ("accumulateBusyTimeMs", "accumulateIdleTimeMs", "accumulateBackPressuredTimeMs")
+# A source's backlog gauge (FLIP-33), read at the end of a window; sources that do not report it count 0.
+_PENDING = "pendingRecords"
+
+
+def _pending(counters: dict[str, list[float]]) -> float:
+    return sum(v for name, values in counters.items() if name.endswith(_PENDING) for v in values if math.isfinite(v) and v > 0)
 
 
 def metric_name(operator_name: str) -> str:
@@ -320,6 +326,7 @@ class FlinkExecutor:
             for op_id in vertex.operators:
                 ins, outgoing, _ = vertex.counters(op_id)
                 wanted += [*ins, outgoing]
+            wanted += [f"{metric_name(n)}.{_PENDING}" for n in vertex.sources]
             wanted = list(dict.fromkeys(wanted))
             ids = [f"{i}.{name}" for i in range(vertex.parallelism) for name in wanted]
             values: dict[str, float] = {}
@@ -337,6 +344,7 @@ class FlinkExecutor:
         wall = max(t1 - t0, 1e-9)
         operators: dict[str, OperatorMetrics] = {}
         achieved = 0.0
+        lag = lag_before = 0.0
         reading: list[str] = []  # operators that read from outside (sources, or vertices a source heads)
         unmeasured: list[str] = []  # operators of vertices Flink accounts no time for
         for vertex in self._vertices:
@@ -344,7 +352,7 @@ class FlinkExecutor:
             # Record counters only: Flink derives accumulated busy time from the others, and it can step back
             # by a few milliseconds between two reads of a running job.
             for name, values in a.items():
-                if name in _COUNTERS:
+                if name in _COUNTERS or name.endswith(_PENDING):
                     continue
                 if any(math.isfinite(x) and math.isfinite(y) and y < x for x, y in zip(values, b[name])):
                     raise ExecutorError(
@@ -368,6 +376,9 @@ class FlinkExecutor:
                 # A legacy source's thread: neither busy nor idle time is accounted (only the moments its
                 # records wait for buffers count as backpressure).
                 unmeasured.extend(vertex.operators)
+            # FLIP-33's pendingRecords: records the source has not read yet (Kafka, files...), where it says.
+            lag += _pending(b)
+            lag_before += _pending(a)
             for op_id in vertex.operators:
                 op = self._spec.operator(op_id)
                 ins, out, reads_outside = vertex.counters(op_id)
@@ -408,6 +419,10 @@ class FlinkExecutor:
         target = self._target_now()
         if not blocked:
             target = achieved
+        # A source that reports its backlog tells more: what it read plus how fast the backlog grew is what
+        # arrived, whether or not it was blocked.
+        if lag > 0 or lag_before > 0:
+            target = achieved + max(0.0, (lag - lag_before) / wall)
         # A vertex with no time accounted (a legacy SourceFunction at its head) would read busy 1 and look
         # saturated whatever it does. It is taken to run at the workload's declared peak rate and no faster:
         # busy = what the sources read / the peak. `tune` holds such vertices at their parallelism or below.
@@ -430,7 +445,7 @@ class FlinkExecutor:
             window_s=wall,
             target_rate_rps=target,
             achieved_rate_rps=achieved,
-            lag_records=0.0,
+            lag_records=lag,
             latency_ms=None,
             operators=operators,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from streamtune_cli.errors import ExecutorError, UsageError
 from streamtune_cli.flink.install import FlinkInstall, cache_dir, require_java
@@ -165,6 +166,19 @@ def write_conf(home: Path, folder: Path, settings: ClusterSettings) -> Path:
     return conf
 
 
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """One `flink up` or `flink down` at a time per state folder: two ups at once would both find no cluster
+    and start two, and one state file would name only the second. The lock goes with the process."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another `streamtune flink up` or `down` is running on {folder}; wait for it to finish") from None
+        yield
+
+
 def cluster_up(
     settings: ClusterSettings = ClusterSettings(),
     install: FlinkInstall | None = None,
@@ -173,6 +187,17 @@ def cluster_up(
     say: Callable[[str], None] = lambda _: None,
 ) -> ClusterState:
     """Start a cluster (installing Flink first if needed) and wait until its slots are registered."""
+    with _exclusive(settings.folder()):
+        return _cluster_up(settings, install, timeout_s=timeout_s, say=say)
+
+
+def _cluster_up(
+    settings: ClusterSettings = ClusterSettings(),
+    install: FlinkInstall | None = None,
+    *,
+    timeout_s: float = 180.0,
+    say: Callable[[str], None] = lambda _: None,
+) -> ClusterState:
     folder = settings.folder()
     existing = load_state(folder)
     if existing is not None and any(_ours(pid, existing.conf_dir) for pid in existing.pids.values()):
@@ -289,6 +314,13 @@ def _reap(pid: int) -> None:
 def cluster_down(settings: ClusterSettings = ClusterSettings()) -> ClusterState | None:
     """Stop the cluster recorded in the state folder (by PID); None when there was none."""
     folder = settings.folder()
+    if not folder.exists():
+        return None
+    with _exclusive(folder):
+        return _cluster_down(folder)
+
+
+def _cluster_down(folder: Path) -> ClusterState | None:
     state = load_state(folder)
     if state is None:
         return None

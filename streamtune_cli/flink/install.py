@@ -115,6 +115,8 @@ class FlinkInstall:
         tmp = jar.with_suffix(".jar.tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
             out.writestr("META-INF/MANIFEST.MF", f"Manifest-Version: 1.0\nMain-Class: {RUNNER_CLASS}\n\n")
+            # The runner's FLIP-27 generator connector ('connector' = 'streamtune-datagen'), found by the planner.
+            out.writestr("META-INF/services/org.apache.flink.table.factories.Factory", f"{RUNNER_CLASS}$GeneratorFactory\n")
             for path in sorted((build / "classes").rglob("*.class")):
                 out.write(path, path.relative_to(build / "classes").as_posix())
         os.replace(tmp, jar)

@@ -27,7 +27,8 @@ AGG = "GroupAggregate[4] -> out[5]: Writer"
 class FakeFlink:
     """One job: a legacy-source chain reading 1,000 records/s in all, and an aggregate busy 30% of the time."""
 
-    def __init__(self, slots: int = 8):
+    def __init__(self, slots: int = 8, backlog_growth_rps: float | None = None):
+        self.backlog_growth_rps = backlog_growth_rps  # a source reporting pendingRecords (FLIP-33) when set
         self.start = time.monotonic()
         self.parallelism = {"v1": 2, "v2": 2}
         self.slots = slots
@@ -52,6 +53,8 @@ class FakeFlink:
                 "numRecordsIn": 0.0,
                 "numRecordsOut": per * t,
             }
+            if self.backlog_growth_rps is not None:
+                values["Source__bid[1].pendingRecords"] = 500.0 + self.backlog_growth_rps / p * t / 1000.0
         else:
             values = {
                 "accumulateBusyTimeMs": 0.3 * t,
@@ -155,6 +158,23 @@ def test_an_observation_from_counters_with_a_legacy_source(fake: FakeFlink) -> N
     assert source.busy == pytest.approx(0.5, rel=0.1) and source.input_rate_rps == pytest.approx(1000.0, rel=0.1)
     assert agg.busy == pytest.approx(0.3, abs=0.03) and agg.idle == pytest.approx(0.7, abs=0.03)
     assert agg.input_rate_rps == pytest.approx(1000.0, rel=0.1) and agg.output_rate_rps == 0.0
+
+
+def test_a_source_reporting_its_backlog_gives_lag_and_a_target_above_what_it_read() -> None:
+    fake = FakeFlink(backlog_growth_rps=400.0)  # 1,000 records/s read, the backlog grows 400/s more
+    executor = _executor(fake)
+    spec = vertex_spec(_spec(fake), executor, probe=False)
+    executor.deploy(spec, spec.parallelism)
+    obs = executor.observe()
+    # Two subtasks, each 500 pending plus its share of the growth: the lag is their sum at the window's end.
+    assert obs.lag_records >= 1000.0
+    assert obs.target_rate_rps == pytest.approx(1400.0, rel=0.1) and not obs.keeps_up
+    steady = _executor(FakeFlink(backlog_growth_rps=0.0))
+    spec = vertex_spec(_spec(fake), steady, probe=False)
+    steady.deploy(spec, spec.parallelism)
+    obs = steady.observe()
+    # A constant backlog is lag, but the source reads what arrives: it keeps up.
+    assert obs.lag_records == pytest.approx(1000.0) and obs.keeps_up
 
 
 def test_rescaling_puts_the_whole_map_and_waits_for_it(fake: FakeFlink) -> None:

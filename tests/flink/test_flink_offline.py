@@ -171,3 +171,28 @@ def test_an_unreachable_cluster_is_one_line_after_bounded_tries() -> None:
     assert len(calls) == 3
     assert "GET http://flink.test/jobs/abc failed after 3 tries: ConnectError: connection refused" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_second_up_or_down_on_the_same_state_folder_is_refused_while_one_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from streamtune_cli.errors import UsageError
+    from streamtune_cli.flink.cluster import ClusterSettings, cluster_down, cluster_up
+
+    settings = ClusterSettings(state_dir=tmp_path, rest_port=1)
+    holder = subprocess.Popen(  # another process in the middle of `flink up`: it holds the folder's lock
+        [sys.executable, "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\ntime.sleep(60)", str(tmp_path / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        for call in (lambda: cluster_up(settings), lambda: cluster_down(settings)):
+            with pytest.raises(UsageError, match="another `streamtune flink up` or `down` is running"):
+                call()
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once the other process is gone, the lock is free: `down` finds no cluster, nothing to do.
+    assert cluster_down(settings) is None

@@ -1,0 +1,31 @@
+-- Nexmark-like Q5 (hot items): bids per auction over HOP(10 s, 2 s) windows, then the largest count per window.
+-- This variant reads from streamtune's FLIP-27 generator ('streamtune-datagen', built into the SQL runner): it
+-- reports busy and idle time like every new-style source, so benchmarks/bench_calibration.py --executor flink
+-- can measure its cost.
+SET 'pipeline.name' = 'st-q5-hop-flip27';
+SET 'parallelism.default' = '2';
+
+CREATE TABLE bid (
+  auction BIGINT,
+  bidder BIGINT,
+  price BIGINT,
+  channel STRING,
+  date_time AS CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
+  WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH (
+  'connector' = 'streamtune-datagen',
+  'rows-per-second' = '20000',
+  'fields.auction.min' = '1000', 'fields.auction.max' = '11000',
+  'fields.bidder.min' = '1000', 'fields.bidder.max' = '101000',
+  'fields.price.min' = '1', 'fields.price.max' = '100000',
+  'fields.channel.length' = '8'
+);
+
+CREATE TABLE out_hot (window_end TIMESTAMP(3), max_num BIGINT) WITH ('connector' = 'blackhole');
+
+INSERT INTO out_hot
+SELECT window_end, MAX(num) FROM (
+  SELECT window_start, window_end, auction, COUNT(*) AS num
+  FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end, auction
+) GROUP BY window_end;
