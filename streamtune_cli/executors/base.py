@@ -54,6 +54,11 @@ class Observation(_Model):
     achieved_rate_rps: _Amount = Field(description="what the sources did ingest (above the target while reading backlog)")
     lag_records: _Amount = Field(description="records waiting at the sources at the end of the window")
     latency_ms: _Amount | None = None
+    cpu_cores: _Amount | None = Field(
+        None,
+        description="cores the job's processes used on average over the window (CPU seconds per second), where "
+        "the executor can tell: the local executor's processes, a Flink cluster's task managers",
+    )
     operators: dict[str, OperatorMetrics] = Field(min_length=1)
 
     @model_validator(mode="after")

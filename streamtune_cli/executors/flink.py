@@ -175,9 +175,28 @@ class FlinkExecutor:
             raise ExecutorError(_NAME, "observe() called before deploy(): which job's operators to read is not known")
         self._sleep(self.warmup_s)
         t0, first = self._fresh_counters()
+        cpu0 = self._task_manager_cpu_s()
         self._sleep(max(0.0, self.window_s - (time.monotonic() - t0)))
         t1, second = self._fresh_counters()
-        return self._observation(t0, first, t1, second)
+        cpu1 = self._task_manager_cpu_s()
+        observation = self._observation(t0, first, t1, second)
+        if cpu0 is not None and cpu1 is not None and cpu1 >= cpu0:
+            observation = observation.model_copy(update={"cpu_cores": (cpu1 - cpu0) / max(t1 - t0, 1e-9)})
+        return observation
+
+    def _task_manager_cpu_s(self) -> float | None:
+        """CPU seconds the cluster's task managers' JVMs have used (Status.JVM.CPU.Time, summed over task
+        managers: every job on them, not only this one). Read right after fresh counters, from the same
+        refresh of Flink's metric cache. None where the cluster does not report it."""
+        try:
+            rows = self._rest.get("/taskmanagers/metrics", get="Status.JVM.CPU.Time", agg="sum")
+        except ExecutorError:
+            return None
+        for row in rows if isinstance(rows, list) else []:
+            value = _number(row.get("sum"))
+            if row.get("id") == "Status.JVM.CPU.Time" and math.isfinite(value):
+                return value / 1e9
+        return None
 
     def current_parallelism(self, spec: JobSpec) -> dict[str, int]:
         """Each operator of `spec` at its vertex's parallelism as the job runs now."""

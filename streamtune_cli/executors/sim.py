@@ -376,6 +376,8 @@ class SimExecutor:
             achieved_rate_rps=achieved,
             lag_records=lag,
             latency_ms=latency_ms,
+            # Every instance has a core of its own in the sim: the cores used are the busy instances.
+            cpu_cores=sum(m.busy * m.parallelism for m in operators.values()),
             operators=operators,
         )
 

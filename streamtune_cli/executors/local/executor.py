@@ -473,6 +473,7 @@ class LocalExecutor:
             achieved_rate_rps=achieved,
             lag_records=lag,
             latency_ms=None,
+            cpu_cores=self.last_window["cpu_s"] / wall,
             operators=operators,
         )
 

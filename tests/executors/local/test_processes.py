@@ -70,7 +70,8 @@ def test_an_operator_error_ends_every_process_and_reports_one_line() -> None:
     executor.deploy(spec, spec.parallelism)
     pids = executor.pids
     with pytest.raises(ExecutorError) as info:
-        executor.observe()
+        for _ in range(30):  # the first record reaches to_euro within a window or a few on a busy machine
+            executor.observe()
     message = str(info.value)
     assert "\n" not in message and "to_euro" in message and "operator failed" in message
     assert _wait_gone(pids) == set()
@@ -135,7 +136,10 @@ def test_a_script_read_from_stdin_can_run_a_job() -> None:
         f"spec = load_spec({str(Q1)!r})\n"
         "with LocalExecutor(window_s=0.3, warmup_s=0.1, rate_rps=50_000.0, cores=1) as ex:\n"
         "    ex.deploy(spec, spec.parallelism)\n"
-        "    obs = ex.observe()\n"
+        "    for _ in range(50):  # a busy machine may start the workers later than one short window\n"
+        "        obs = ex.observe()\n"
+        "        if obs.achieved_rate_rps > 0:\n"
+        "            break\n"
         "    print('ingested', obs.achieved_rate_rps > 0, sorted(obs.operators))\n"
         "    import os\n"
         "    print('pinned', {len(os.sched_getaffinity(pid)) for pid in ex.pids})\n"
