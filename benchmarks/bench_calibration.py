@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    from streamtune_cli.calibrate import Sample, calibrate, predicted_throughput
+    from streamtune_cli.calibrate import Sample, calibrate, fit_cores, predicted_throughput
 
     cores = len(os.sched_getaffinity(0))
     if args.executor == "local":
@@ -96,23 +96,28 @@ def main(argv: list[str] | None = None) -> int:
         cases = _flink_cases((args.jobs or FLINK_JOBS).split(","), args.window, args.rest)
     rows = []
     print(f"{args.executor} executor, {cores} cores; calibration at p=1 and p=2 for every unit, sources flat out")
-    print(f"{'job':<26} {'parallelism':<16} {'measured':>11} {'predicted':>11} {'error':>7}  role")
+    print(f"{'job':<26} {'parallelism':<16} {'measured':>11} {'predicted':>11} {'error':>7} {'cores':>5}  role")
     for name, spec, measure in cases:
         ids = [op.id for op in spec.operators]
         uniform = lambda p: {op: p for op in ids}  # noqa: E731
         samples = [(uniform(p), measure(uniform(p)), "calibration") for p in (1, 2)]
-        calibrated, _ = calibrate(spec, [Sample(par, obs, "bench") for par, obs, _ in samples])
+        calibration = [Sample(par, obs, "bench") for par, obs, _ in samples]
+        calibrated, _ = calibrate(spec, calibration)
+        effective = fit_cores(calibrated, calibration)
+        usable = min(float(cores), effective) if effective is not None else float(cores)
+        print(f"{name}: effective cores {usable:.2f} of {cores}" + ("" if effective is not None else " (no window held back by the machine)"))
         heavy = max(ids, key=lambda op: calibrated.operator(op).cost_us)
         for par in (uniform(3), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}):
             samples.append((par, measure(par), "held out"))
         for par, observation, role in samples:
             measured = observation.achieved_rate_rps
-            predicted = predicted_throughput(calibrated, par, cores=cores)
+            predicted = predicted_throughput(calibrated, par, cores=usable)
             error = predicted / measured - 1 if measured else float("inf")
             label = ",".join(str(par[op]) for op in ids)
-            print(f"{name:<26} {label:<16} {measured:>11,.0f} {predicted:>11,.0f} {error:>+7.1%}  {role}", flush=True)
+            used = f"{observation.cpu_cores:.2f}" if observation.cpu_cores is not None else "-"
+            print(f"{name:<26} {label:<16} {measured:>11,.0f} {predicted:>11,.0f} {error:>+7.1%} {used:>5}  {role}", flush=True)
             rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predicted,
-                         "error": error, "role": role})
+                         "error": error, "cpu_cores": observation.cpu_cores, "role": role})
     held = [r for r in rows if r["role"] == "held out"]
     if held:
         worst = max(abs(r["error"]) for r in held)

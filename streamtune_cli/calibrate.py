@@ -27,7 +27,9 @@ from streamtune_cli.capacity import usl_params
 from streamtune_cli.errors import UsageError
 from streamtune_cli.spec.models import JobSpec, OperatorKind
 
-__all__ = ["Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "predicted_throughput"]
+__all__ = [
+    "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_cores",
+]
 
 MIN_BUSY = 0.05
 
@@ -180,20 +182,55 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
     return calibrated, fits
 
 
+def cpu_us_per_record(spec: JobSpec, parallelism: dict[str, int]) -> float:
+    """CPU (µs) the job spends per source record at `parallelism`: per operator, records per source record x
+    its cost at its parallelism (cost_us x the USL slowdown 1 + sigma (p - 1) + kappa p (p - 1): the time an
+    instance spends per record grows with p where contention does)."""
+    from streamtune_cli.capacity import usl_rate
+    from streamtune_cli.executors.sim import SimDeployment
+
+    deployment = SimDeployment(spec, parallelism)
+    total = 0.0
+    for op in deployment.spec.operators:
+        demand = deployment.unit_demand[op.id]
+        if demand > 0:
+            p = int(deployment.parallelism[op.id])
+            total += demand * p * 1e6 / usl_rate(op, p)
+    return total
+
+
 def predicted_throughput(spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None) -> float:
     """The most records/s the sim says the job ingests at `parallelism` (sources flat out).
 
     The sim gives every instance a core of its own. With `cores`, the job also shares that many cores:
-    the CPU per source record (sum over operators of records per source record x cost_us) must fit in
-    them, which is what limits a job with more processes than cores on one machine."""
+    the CPU per source record (cpu_us_per_record) must fit in them, which is what limits a job with more
+    instances than cores. `cores` may be the machine's, or what `fit_cores` found the job really gets."""
     from streamtune_cli.executors.sim import SimDeployment
 
-    deployment = SimDeployment(spec, parallelism)
-    rate = deployment.max_ingest_rps
+    rate = SimDeployment(spec, parallelism).max_ingest_rps
     if cores is not None:
-        cpu_us_per_record = sum(
-            deployment.unit_demand[op.id] * op.cost_us for op in deployment.spec.operators if deployment.unit_demand[op.id] > 0
-        )
-        if cpu_us_per_record > 0:
-            rate = min(rate, cores * 1e6 / cpu_us_per_record)
+        per_record = cpu_us_per_record(spec, parallelism)
+        if per_record > 0:
+            rate = min(rate, cores * 1e6 / per_record)
     return rate
+
+
+def fit_cores(spec: JobSpec, samples: list[Sample], *, slack: float = 0.05) -> float | None:
+    """The cores the job effectively gets, from windows its operators did not limit.
+
+    Where the calibrated sim says a window's operators could have ingested more than the window did (by
+    more than `slack`), the machine held the job back: its sources ingested `achieved` records/s at
+    `cpu_us_per_record` each, which is `achieved x cpu_us_per_record / 1e6` cores at work. The mean over such
+    windows is the effective cores: below the machine's count where processes outnumber cores (they block
+    on each other's queues and leave cores idle) or other work shares the machine. None when no window was
+    held back by the machine (then the machine's cores are the best guess)."""
+    found = []
+    for sample in samples:
+        achieved = sample.observation.achieved_rate_rps
+        if achieved <= 0:
+            continue
+        from streamtune_cli.executors.sim import SimDeployment
+
+        if SimDeployment(spec, sample.parallelism).max_ingest_rps > achieved * (1 + slack):
+            found.append(achieved * cpu_us_per_record(spec, sample.parallelism) / 1e6)
+    return sum(found) / len(found) if found else None

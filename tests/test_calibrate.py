@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from streamtune_cli.calibrate import Sample, calibrate, fit_usl, predicted_throughput
+from streamtune_cli.calibrate import Sample, calibrate, cpu_us_per_record, fit_cores, fit_usl, predicted_throughput
 from streamtune_cli.cli.app import app
 from streamtune_cli.executors.sim import SimExecutor
 from streamtune_cli.spec import load_spec
@@ -56,6 +56,38 @@ def test_sim_windows_give_back_the_sims_costs_and_predict_held_out_parallelism()
     assert any(f.cost_us is None and "hints kept" in f.note for f in fits)
     held_out = {op.id: 3 for op in truth.operators}
     assert predicted_throughput(calibrated, held_out) == pytest.approx(predicted_throughput(truth, held_out), rel=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(budget=st.floats(0.3, 6.0), held_out=st.integers(1, 6))
+def test_a_job_held_back_by_its_cores_gives_them_back_and_predicts_at_other_parallelisms(budget: float, held_out: int) -> None:
+    spec = chain_spec([("src", "source", 2.0, 1.0), ("work", "map", 10.0, 0.5), ("out", "sink", 1.0, 1.0)], rate_rps=1000.0, name="c")
+    windows = _windows(spec, (1, 2))
+    calibrated, _ = calibrate(spec, windows)
+    # The same windows on a machine that gives the job `budget` cores: sources ingest what that CPU allows.
+    held = []
+    for w in windows:
+        capped = min(w.observation.achieved_rate_rps, budget * 1e6 / cpu_us_per_record(calibrated, w.parallelism))
+        held.append(Sample(w.parallelism, w.observation.model_copy(update={"achieved_rate_rps": capped}), "held"))
+    effective = fit_cores(calibrated, held)
+    par = {op.id: held_out for op in spec.operators}
+    expected = min(predicted_throughput(calibrated, par), budget * 1e6 / cpu_us_per_record(calibrated, par))
+    if any(h.observation.achieved_rate_rps < w.observation.achieved_rate_rps / 1.05 for h, w in zip(held, windows)):
+        assert effective == pytest.approx(budget, rel=1e-6)
+        assert predicted_throughput(calibrated, par, cores=effective) == pytest.approx(expected, rel=1e-6)
+    else:  # no window was held back: nothing says how many cores the job gets
+        assert effective is None
+
+
+def test_cpu_per_record_counts_selectivity_and_contention() -> None:
+    spec = chain_spec([("src", "source", 2.0, 1.0), ("work", "map", 10.0, 0.5), ("out", "sink", 1.0, 1.0)], rate_rps=1000.0, name="c")
+    one = {op.id: 1 for op in spec.operators}
+    assert cpu_us_per_record(spec, one) == pytest.approx(2.0 + 10.0 + 0.5 * 1.0)
+    from streamtune_cli.capacity import usl_params
+
+    sigma, kappa = usl_params(spec.operator("work"))
+    slowdown = 1 + sigma * 2 + kappa * 3 * 2
+    assert cpu_us_per_record(spec, {**one, "work": 3}) == pytest.approx(2.0 + 10.0 * slowdown + 0.5 * 1.0)
 
 
 def test_noisy_windows_still_give_costs_within_a_few_percent() -> None:

@@ -14,7 +14,7 @@ from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec, OperatorKind, Partitioning
 from streamtune_cli.tuning.parallelism import cap_of
 
-__all__ = ["OracleResult", "oracle_parallelism", "oracle_data", "CAPACITY_TOLERANCE"]
+__all__ = ["OracleResult", "oracle_parallelism", "oracle_data", "minimal_parallelism", "CAPACITY_TOLERANCE"]
 
 # Relative slack when comparing capacity with demand, so float round-off never costs an instance.
 CAPACITY_TOLERANCE = 1e-9
@@ -79,7 +79,7 @@ def _hottest_key_weight(zipf_s: float, keys: int) -> float:
     return float(1.0 / np.sum(np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)))
 
 
-def _search(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: float, per_instance_rps: float) -> tuple[int | None, int]:
+def minimal_parallelism(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: float, per_instance_rps: float) -> tuple[int | None, int]:
     """(smallest p <= cap_p whose capacity meets fixed + per_instance x p, or None; p of peak capacity).
 
     Without key skew, capacity is the USL curve: it rises to one peak and then falls, and it is concave
@@ -133,7 +133,7 @@ def _search(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: float, per_insta
 
 
 def oracle_parallelism(spec: JobSpec, rate_rps: float | None = None, *, max_parallelism: int | None = None) -> OracleResult:
-    """Smallest p per operator with capacity_rps(p) >= demand at `rate_rps` (see _search for how it is found).
+    """Smallest p per operator with capacity_rps(p) >= demand at `rate_rps` (see minimal_parallelism for how it is found).
 
     The target defaults to the workload's base rate (schedule factor 1). The upper bound is each operator's
     own max_parallelism, lowered to `max_parallelism` when that is given. An operator that cannot meet its
@@ -163,7 +163,7 @@ def oracle_parallelism(spec: JobSpec, rate_rps: float | None = None, *, max_para
                 per_instance_rps += sent
             else:
                 fixed_rps += sent
-        found, peak = _search(graph, op_id, cap_p, fixed_rps, per_instance_rps)
+        found, peak = minimal_parallelism(graph, op_id, cap_p, fixed_rps, per_instance_rps)
         if found is None:
             found = peak
             infeasible.append(op_id)
