@@ -1,6 +1,8 @@
 """Self-contained HTML building blocks: inline CSS, escaped text, tables, and matplotlib figures as data URIs.
 
-Reports built from these open offline: no scripts, no stylesheets or images fetched from anywhere.
+Reports built from these open offline: no scripts, no stylesheets or images fetched from anywhere, and a
+Content-Security-Policy in the page itself tells the browser to refuse any other load, so a mistake (or a
+hostile name in a spec) can never make a report fetch something.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import io
 from html import escape
 from typing import Any, Sequence
 
-__all__ = ["esc", "html_table", "html_page", "figure_data_uri", "img_tag", "new_figure"]
+__all__ = ["esc", "html_table", "html_page", "html_banner", "figure_data_uri", "img_tag", "new_figure", "CONTENT_SECURITY_POLICY", "BANNER_STATUSES"]
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -27,7 +29,26 @@ figure { margin: 1em 0; }
 figcaption { color: #555; font-size: .9em; }
 img { max-width: 100%; }
 .ok { color: #1a7f37; } .bad { color: #cf222e; }
+.banner { margin: 1em 0 1.4em; padding: .8em 1.1em; border-radius: 6px; border: 2px solid; font-size: 1.05em; }
+.banner strong.status { display: inline-block; margin-right: .6em; padding: .1em .55em; border-radius: 4px;
+       color: #fff; letter-spacing: .04em; }
+.banner ul { margin: .4em 0 0; padding-left: 1.4em; }
+.banner.failed { background: #ffebe9; border-color: #cf222e; color: #82071e; }
+.banner.failed strong.status { background: #cf222e; }
+.banner.warning { background: #fff8c5; border-color: #bf8700; color: #4d2d00; }
+.banner.warning strong.status { background: #9a6700; }
+.banner.ok { background: #dafbe1; border-color: #1a7f37; color: #044f1e; }
+.banner.ok strong.status { background: #1a7f37; }
+.banner.info { background: #ddf4ff; border-color: #0969da; color: #0a3069; }
+.banner.info strong.status { background: #0969da; }
+footer { margin-top: 2.5em; color: #666; font-size: .8em; border-top: 1px solid #eee; padding-top: .5em; }
 """
+
+# Inline styles and embedded PNGs only: anything else the page might try to load is refused by the browser.
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
+
+# Banner status -> the word shown in its badge.
+BANNER_STATUSES = {"failed": "FAILED", "warning": "WARNING", "ok": "OK", "info": "NOTE"}
 
 
 def esc(value: Any) -> str:
@@ -55,9 +76,26 @@ def html_page(title: str, body: Sequence[str]) -> str:
     """A complete document; `body` parts are trusted HTML fragments (built with esc/html_table/img_tag)."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
+    )
+
+
+def html_banner(status: str, headline: str, details: Sequence[str] = ()) -> str:
+    """The outcome at the top of a page: a coloured box with a status badge, so a failure cannot pass for a
+    success at a glance; `id="outcome"` and `data-outcome` let tools (and tests) read it from the DOM."""
+    if status not in BANNER_STATUSES:
+        raise ValueError(f"banner status must be one of {', '.join(BANNER_STATUSES)}, got {status!r}")
+    items = "".join(f"<li>{esc(line)}</li>" for line in details)
+    listing = f"<ul>{items}</ul>" if items else ""
+    role = "alert" if status == "failed" else "status"
+    return (
+        f'<div id="outcome" class="banner {status}" role="{role}" data-outcome="{status}">'
+        f'<strong class="status">{BANNER_STATUSES[status]}</strong>{esc(headline)}{listing}</div>'
     )
 
 

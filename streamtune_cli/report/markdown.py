@@ -1,10 +1,11 @@
-"""Small Markdown builders shared by the reports: pipe tables with escaped cells, number formatting."""
+"""Small Markdown builders shared by the reports: pipe tables with escaped cells, number formatting (tables and
+plot axes use the same helpers, so a rate reads the same everywhere)."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ["md_cell", "md_table", "fmt_number", "fmt_ratio"]
+__all__ = ["md_cell", "md_table", "fmt_number", "fmt_ratio", "fmt_compact"]
 
 
 def md_cell(value: Any) -> str:
@@ -38,3 +39,19 @@ def fmt_number(value: float | int | None, digits: int = 0) -> str:
 
 def fmt_ratio(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+
+def fmt_compact(value: float) -> str:
+    """1,234,567 -> 1.23M, 999,700 -> 1M, 0.5 -> 0.5: three significant digits with a k/M/G suffix, never
+    an exponent (plot axes use it instead of matplotlib's "1e6" offset)."""
+    for i, (limit, suffix) in enumerate(_UNITS):
+        if abs(value) >= limit or suffix == "":
+            text = f"{value / limit:.3g}"
+            if i > 0 and abs(value / limit) >= 999.5:  # rounds up to 1000 of this unit: one unit up
+                limit, suffix = _UNITS[i - 1]
+                text = f"{value / limit:.3g}"
+            return text + suffix
+    raise AssertionError("unreachable")

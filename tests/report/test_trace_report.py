@@ -11,9 +11,13 @@ import pytest
 
 from streamtune_cli.executors.base import Decision, Observation, OperatorMetrics, Trace, TraceStep
 from streamtune_cli.report.trace_report import (
+    heatmap_figure,
+    parallelism_figure,
+    rates_figure,
     step_bottlenecks,
     trace_html,
     trace_markdown,
+    trace_outcome,
     trace_summary,
     write_trace_reports,
 )
@@ -79,6 +83,7 @@ ORACLE = {"src": 1, "count": 3, "out": 1}
 def test_summary_derived_from_steps():
     trace = make_trace()
     summary = trace_summary(trace, ORACLE)
+    assert summary["schema"] == "streamtune.tune-summary/1"  # what `streamtune gate` reads as its kind
     assert summary["steps"] == 3
     # parallelism changed between step 0->1 and 1->2
     assert summary["reconfigurations"] == 2
@@ -166,8 +171,8 @@ def test_html_self_contained_and_escaped():
     assert not [r for r in parser.refs if r.startswith(("http://", "https://", "//"))]
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)
     assert '<img src="data:image/png;base64,' in html
-    # heat map, rates, parallelism and DAG plots
-    assert html.count('<img src="data:image/png;base64,') == 4
+    # DAG, parallelism, rates and lag, backpressure and busy heat maps
+    assert html.count('<img src="data:image/png;base64,') == 5
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert evil in "".join(parser.text)  # shown to the reader as text, intact
@@ -178,7 +183,7 @@ def test_empty_trace_reports(tmp_path: Path):
     spec = load_spec_text(SPEC_YAML.format(name="empty"))
     trace = Trace(job="empty", spec=spec_to_data(spec), executor="sim", tuner="ds2")
     paths = write_trace_reports(trace, tmp_path, oracle=None)
-    assert len(paths) == 4
+    assert [p.name for p in paths] == ["trace.json", "summary.json", "report.md", "report.html", "manifest.json"]
     summary = trace_summary(trace)
     assert summary["steps"] == 0 and summary["reconfigurations"] == 0 and summary["target_met"] is False
 
@@ -217,3 +222,124 @@ def test_window_that_keeps_up_has_no_bottleneck():
     steps = [trace.steps[0].model_copy(update={"observation": full})]
     text = trace_markdown(trace.model_copy(update={"steps": steps}))
     assert "none (at capacity: count)" in text
+
+
+# ---- reports that do not mislead ---------------------------------------------------------------------
+
+
+def _with_meta(trace: Trace, **meta: object) -> Trace:
+    return trace.model_copy(update={"meta": {**trace.meta, **meta}})
+
+
+def test_outcome_of_real_runs(failed_trace, good_trace):
+    failed = trace_outcome(failed_trace[0])
+    assert failed.status == "failed" and failed.failed
+    assert "Target not met at the peak (400,000 rec/s)" in failed.headline and "stalled" in failed.headline
+    good = trace_outcome(good_trace[0])
+    assert good.status == "ok" and not good.failed
+    assert good.headline.startswith("Target met at the peak")
+
+
+@pytest.mark.parametrize(
+    ("meta", "status", "headline"),
+    [
+        ({}, "ok", "Target met at the peak (1,000 rec/s)"),
+        ({"target_met": False, "stop_reason": "max_steps"}, "failed", "Target not met at the peak"),
+        ({"stop_reason": "stalled", "converged": False, "target_met": False}, "failed", "the tuning loop stalled"),
+        ({"target_met": True, "converged": False, "stop_reason": "max_steps"}, "warning", "did not converge"),
+        ({"stop_reason": "dry_run"}, "info", "Dry run"),
+        ({"partial": True, "error": "executor flink: job vanished"}, "failed", "Partial trace"),
+    ],
+)
+def test_outcome_rules(meta, status, headline):
+    outcome = trace_outcome(_with_meta(make_trace(), **meta))
+    assert outcome.status == status
+    assert headline in outcome.headline
+
+
+def test_outcome_of_an_empty_or_partial_trace_is_a_failure():
+    spec = load_spec_text(SPEC_YAML.format(name="empty"))
+    empty = Trace(job="empty", spec=spec_to_data(spec), executor="sim", tuner="ds2")
+    assert trace_outcome(empty).status == "failed"
+    partial = _with_meta(make_trace(), partial=True, error="x" * 100_000)
+    outcome = trace_outcome(partial)
+    assert outcome.failed and len(" ".join(outcome.details)) < 400  # a headline quotes, it does not dump
+
+
+def test_failure_is_at_the_top_of_both_documents(failed_trace, good_trace):
+    for (trace, oracle), status, alert in ((failed_trace, "failed", "CAUTION"), (good_trace, "ok", "TIP")):
+        html = trace_html(trace, oracle)
+        # the banner is the first thing after the page heading, and there is exactly one
+        assert re.search(rf'<body>\s*<h1>[^<]*</h1>\s*<div id="outcome" class="banner {status}"', html)
+        assert html.count('id="outcome"') == 1
+        assert re.search(rf"<title>{'FAILED' if status == 'failed' else 'OK'} · Tuning report", html)
+        lines = trace_markdown(trace, oracle).splitlines()
+        assert lines[2] == f"> [!{alert}]" and lines[3].startswith(f"> **{'FAILED' if status == 'failed' else 'OK'}**")
+    assert "banner failed" not in trace_html(*good_trace) and "CAUTION" not in trace_markdown(*good_trace)
+
+
+def test_parallelism_plot_draws_exact_integers(failed_trace):
+    trace, oracle = failed_trace
+    order = list(trace.steps[0].parallelism)
+    fig = parallelism_figure(trace, order, oracle)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines() if line.get_linestyle() not in ("None", "none")}
+    assert set(lines) == set(order)
+    for op in order:
+        ys = list(lines[op].get_ydata())
+        # one value per step (the last repeated to close the step), each exactly the deployed parallelism
+        assert ys == [s.parallelism[op] for s in trace.steps] + [trace.steps[-1].parallelism[op]]
+    markers = [line for line in ax.get_lines() if line.get_linestyle() in ("None", "none")]
+    assert sorted(float(m.get_ydata()[0]) for m in markers) == sorted(float(v) for v in oracle.values())
+    fig.canvas.draw()
+    assert all(label.get_text().lstrip("−-").isdigit() for label in ax.get_yticklabels() if label.get_text())
+
+
+def test_rates_plot_breaks_at_reconfigurations_and_shows_the_peak_and_lag(failed_trace):
+    trace, _ = failed_trace
+    peak = trace.meta["peak_target_rate_rps"]
+    fig = rates_figure(trace, peak)
+    rate_ax, lag_ax = fig.axes[:2]
+    windows = [(s.observation.t_s - s.observation.window_s, s.observation.t_s) for s in trace.steps]
+    # every drawn rate is a flat segment inside one measurement window: nothing bridges a restart
+    segments = [seg for coll in rate_ax.collections for seg in coll.get_segments()]
+    assert len(segments) == 2 * len(trace.steps)  # target and achieved per window
+    for (x0, y0), (x1, y1) in segments:
+        assert y0 == y1 and any(start <= x0 < x1 <= end for start, end in windows)
+    sloped = [line for line in rate_ax.get_lines() if line.get_linestyle() not in ("None", "none") and len(set(line.get_ydata())) > 1]
+    assert not sloped
+    peak_lines = [line for line in rate_ax.get_lines() if "peak" in line.get_label()]
+    assert len(peak_lines) == 1 and set(peak_lines[0].get_ydata()) == {peak}
+    assert len(rate_ax.patches) == trace.meta["reconfigurations"]  # one shaded restart per reconfiguration
+    fig.canvas.draw()
+    for ax, unit in ((rate_ax, "rec/s"), (lag_ax, "records")):
+        assert unit in ax.get_ylabel()
+        assert ax.yaxis.get_offset_text().get_text() == ""  # no "1e6" above the axis
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert labels and not [t for t in labels if "e" in t]
+    assert any(label.endswith("k") for label in (t.get_text() for t in rate_ax.get_yticklabels()))
+    lag_points = [line for line in lag_ax.get_lines() if line.get_marker() == "o"]
+    assert list(lag_points[0].get_ydata()) == [s.observation.lag_records for s in trace.steps]
+
+
+@pytest.mark.parametrize("metric", ["backpressured_max", "busy_max"])
+def test_heat_map_shows_one_labelled_metric(failed_trace, metric):
+    trace, _ = failed_trace
+    order = list(trace.steps[0].parallelism)
+    fig = heatmap_figure(trace, order, metric, "title", f"{metric}, % of window time", "Reds")
+    ax, colorbar_ax = fig.axes
+    assert len(ax.images) == 1
+    expected = [[getattr(s.observation.operators[op], metric) * 100 for s in trace.steps] for op in order]
+    shown = ax.images[0].get_array().tolist()
+    assert [v for row in shown for v in row] == pytest.approx([v for row in expected for v in row])
+    assert colorbar_ax.get_ylabel() == f"{metric}, % of window time"
+    # the numbers in the cells are the coloured metric itself, not another one
+    cells = sorted(int(t.get_text()) for t in ax.texts)
+    assert cells == sorted(round(v) for row in expected for v in row)
+
+
+def test_html_has_a_content_security_policy_and_a_set_id(good_trace):
+    html = trace_html(*good_trace, set_id="0123abcd")
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html and "img-src data:" in html
+    assert '<code id="report-set">0123abcd</code>' in html
+    assert "`0123abcd`" in trace_markdown(*good_trace, set_id="0123abcd")
