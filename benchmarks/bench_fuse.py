@@ -1,8 +1,16 @@
-"""Benchmark `streamtune fuse` on a generated 500-operator job: wall time of the CLI end to end (what a
-CI gate pays) and of the spec loader and the planner alone, for both modes. Prints the figures; asserts
-nothing. Without --no-sql the loader checks every SQL expression with polars (import included).
+"""Benchmark `streamtune fuse`. Prints the figures; asserts nothing.
+
+Timing (default): a generated 500-operator job, wall time of the CLI end to end (what a CI gate pays) and of
+the spec loader and the planner alone, for both modes. Without --no-sql the loader checks every SQL
+expression.
 
     .venv/bin/python benchmarks/bench_fuse.py [--operators 500] [--runs 5] [--seed 7]
+
+Plans (--configs): for every shipped job spec (configs/**/*.yaml that loads as one), the joint plan's
+estimated total tasks and CPU against Flink's chaining at the oracle's parallelism (the parallelism the job
+needs at its peak rate, operator by operator), and the unfused job at that parallelism; a Markdown table.
+
+    .venv/bin/python benchmarks/bench_fuse.py --configs
 """
 
 from __future__ import annotations
@@ -92,12 +100,57 @@ def describe(times: list[float]) -> str:
     return f"median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
 
 
+def _cores(cpu_us_per_s: float) -> str:
+    return f"{cpu_us_per_s / 1e6:.3f}"
+
+
+def bench_configs(root: Path) -> None:
+    """The joint plan vs Flink's chaining at the oracle's parallelism, per shipped job spec (Markdown)."""
+    from streamtune_cli.definitions import peak_target_rate_rps
+    from streamtune_cli.errors import StreamtuneError
+    from streamtune_cli.fusion import plan_fusion
+    from streamtune_cli.spec import load_spec
+
+    header = (
+        "| config | peak rec/s | unfused at oracle p: tasks / cores | Flink chaining at oracle p: tasks / cores "
+        "/ keeps up | joint plan: tasks / cores / keeps up | joint vs Flink: tasks / cores |"
+    )
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|")
+    skipped = []
+    for path in sorted((root / "configs").glob("**/*.yaml")):
+        name = str(path.relative_to(root))
+        try:
+            spec = load_spec(path, check_sql_expressions=False)
+        except StreamtuneError:
+            skipped.append(name)  # bench suites and gate rules are not job specs
+            continue
+        rate = peak_target_rate_rps(spec.workload.rate_rps, spec.workload.schedule, path.parent)
+        plan = plan_fusion(spec, rate_rps=rate)
+        oracle, flink, joint = plan.compared["oracle"], plan.compared["flink_oracle"], plan.compared["joint"]
+
+        def keeps(estimate) -> str:  # noqa: ANN001
+            return "yes" if estimate.max_utilization <= 1 + 1e-9 else f"no ({estimate.max_utilization:.2f}x)"
+
+        print(
+            f"| {name} | {rate:,.0f} | {oracle.tasks} / {_cores(oracle.cpu_us_per_s)} "
+            f"| {flink.tasks} / {_cores(flink.cpu_us_per_s)} / {keeps(flink)} "
+            f"| {joint.tasks} / {_cores(joint.cpu_us_per_s)} / {keeps(joint)} "
+            f"| {joint.tasks - flink.tasks:+d} / {(joint.cpu_us_per_s - flink.cpu_us_per_s) / 1e6:+.3f} |"
+        )
+    print(f"\nnot job specs (skipped): {', '.join(skipped)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--operators", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--configs", action="store_true", help="the joint plan vs Flink's chaining on every shipped job spec")
     args = parser.parse_args()
+    if args.configs:
+        bench_configs(Path(__file__).resolve().parents[1])
+        return
 
     from streamtune_cli.fusion import plan_fusion
     from streamtune_cli.spec import load_spec

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -24,13 +25,16 @@ from streamtune_cli.gate_rules import (
     load_rules,
     lookup,
 )
-from streamtune_cli.io import read_json_file
+from streamtune_cli.io import locate_json_path, read_json_file
 
 __all__ = [
     "DEFAULT_RULES",
     "Verdict",
     "Check",
     "GateResult",
+    "ReportKind",
+    "report_kind",
+    "check_same_kind",
     "load_json_report",
     "evaluate",
     "run_gate",
@@ -44,7 +48,18 @@ __all__ = [
 ]
 
 # Shipped next to the package in this repository (editable installs); --rules overrides it.
-DEFAULT_RULES = Path(__file__).resolve().parents[1] / "configs" / "gates" / "default.yaml"
+# The default rules ship inside the package (package data), so an installed streamtune finds them too.
+DEFAULT_RULES = Path(__file__).resolve().parent / "data" / "gates" / "default.yaml"
+
+# `schema` of every JSON streamtune writes: streamtune.<kind>/<N>; kind and N are what gates compare.
+SCHEMA_NAME = re.compile(r"streamtune\.([a-z][a-z0-9-]*)/([1-9][0-9]{0,5})")
+# Files written before `schema` existed, recognized by keys only their kind has (all must be present).
+_KIND_SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bench", ("aggregates", "runs", "suite")),
+    ("fusion", ("savings", "stages", "edges", "tasks_saved")),
+    ("tune-summary", ("reconfigurations", "final_total_parallelism", "target_met", "final_parallelism")),
+    ("trace", ("steps", "spec", "executor", "tuner")),
+)
 
 # Float noise (a 10% tolerance on 0.3 is 0.33000000000000002) must not turn an exact hit into a failure.
 _REL_EPS = 1e-9
@@ -94,6 +109,61 @@ class Check:
         return text + (f" ({', '.join(extras)})" if extras else "") + f" [rule {self.rule!r}]"
 
 
+@dataclass(frozen=True)
+class ReportKind:
+    """What a gated JSON file is: its schema's kind and version, read from `schema` or inferred from its keys.
+
+    `kind` None: no `schema` and no streamtune report's keys (a hand-written file); nothing to compare.
+    A `schema` that is not streamtune's (`myorg.perf/3`) is kept whole as the kind and compared literally.
+    """
+
+    kind: str | None
+    version: int | None = None
+    inferred: bool = False
+
+    def __str__(self) -> str:
+        if self.kind is None:
+            return "unknown kind (no schema)"
+        if "/" in self.kind or "." in self.kind:
+            return self.kind
+        name = f"streamtune.{self.kind}" + (f"/{self.version}" if self.version is not None else "")
+        return name + (" (no schema; inferred from its keys)" if self.inferred else "")
+
+
+def report_kind(data: Any, file: str | Path) -> ReportKind:
+    """The kind of a parsed report or baseline; a malformed streamtune schema name is bad input at its position."""
+    if not isinstance(data, dict):
+        return ReportKind(None)
+    schema = data.get("schema")
+    if isinstance(schema, str):
+        match = SCHEMA_NAME.fullmatch(schema)
+        if match:
+            return ReportKind(match.group(1), int(match.group(2)))
+        if schema.startswith("streamtune"):
+            shown = schema if len(schema) <= 60 else schema[:57] + "..."
+            raise SpecError([Problem(locate_json_path(file, ("schema",)), f"schema {shown!r} is not a streamtune schema name (streamtune.<kind>/<N>)")])
+        return ReportKind(schema[:200])
+    if schema is not None:
+        raise SpecError([Problem(locate_json_path(file, ("schema",)), f"schema must be a string such as \"streamtune.bench/2\", not {fmt_value(schema)[:60]}")])
+    for kind, keys in _KIND_SIGNATURES:
+        if all(key in data for key in keys):
+            version = data.get("format_version") if kind == "bench" else None
+            return ReportKind(kind, version if isinstance(version, int) and not isinstance(version, bool) else None, inferred=True)
+    return ReportKind(None)
+
+
+def check_same_kind(report: ReportKind, baseline: ReportKind, report_file: str, baseline_file: str) -> None:
+    """Bad input (one line) when report and baseline are known to be different kinds of report.
+
+    Versions may differ (a bench/2 report against a bench/1 baseline): the rules then say what is missing.
+    A file whose kind is unknown (no schema, not recognizable) is not refused: old hand-made baselines stay usable.
+    """
+    if report.kind is not None and baseline.kind is not None and report.kind != baseline.kind:
+        raise SpecError(
+            [Problem(Location(report_file), f"report is {report}, but baseline {baseline_file} is {baseline}: a gate compares reports of the same kind")]
+        )
+
+
 @dataclass
 class GateResult:
     """Every check of one gate run, with the files it read; exit_code is 0 or 1 (bad input never gets here)."""
@@ -103,6 +173,17 @@ class GateResult:
     rules_file: str
     suite: str
     checks: list[Check] = field(default_factory=list)
+    kinds: tuple[ReportKind, ReportKind] = (ReportKind(None), ReportKind(None))
+
+    @property
+    def kind_line(self) -> str:
+        """One line saying what was compared: `kind: streamtune.fusion/1` (and how each file's kind was known)."""
+        report, baseline = self.kinds
+        if report.kind is None and baseline.kind is None:
+            return "kind: not checked (neither file has a schema or a streamtune report's keys)"
+        if str(report) == str(baseline):
+            return f"kind: {report}"
+        return f"kind: report {report}, baseline {baseline}"
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for c in self.checks if c.verdict == verdict)
@@ -297,12 +378,14 @@ class _Evaluator:
 
 def evaluate(loaded: LoadedRules, report: Any, baseline: Any, *, report_file: str, baseline_file: str) -> GateResult:
     """Apply every rule; SpecError listing all bad-input problems (missing metrics, non-numbers) if any."""
+    kinds = (report_kind(report, report_file), report_kind(baseline, baseline_file))
+    check_same_kind(*kinds, report_file, baseline_file)
     evaluator = _Evaluator(report, baseline, report_file, baseline_file)
     for rule, where in zip(loaded.rules.rules, loaded.rule_locations):
         evaluator.apply(rule, where)
     if evaluator.problems:
         raise SpecError(evaluator.problems)
-    result = GateResult(report_file, baseline_file, loaded.file, loaded.rules.name, evaluator.checks)
+    result = GateResult(report_file, baseline_file, loaded.file, loaded.rules.name, evaluator.checks, kinds)
     if not any(c.verdict != Verdict.skipped for c in result.checks):
         raise SpecError(
             [Problem(Location(report_file), f"no rule in {loaded.file} matched any metric of this report: is it the right kind of report for these rules?")]
@@ -432,7 +515,7 @@ def gate_markdown(result: GateResult) -> str:
     lines = [
         f"### {mark} {md_cell(result.suite)}: {result.headline}",
         "",
-        f"Report `{result.report}` vs baseline `{result.baseline}` (rules `{result.rules_file}`).",
+        f"Report `{result.report}` vs baseline `{result.baseline}` (rules `{result.rules_file}`); {md_cell(result.kind_line)}.",
         "",
     ]
     if result.failed:
@@ -455,6 +538,10 @@ def gate_json(result: GateResult) -> dict[str, Any]:
         "baseline": result.baseline,
         "rules": result.rules_file,
         "passed": result.passed,
+        "kind": {
+            "report": str(result.kinds[0]) if result.kinds[0].kind else None,
+            "baseline": str(result.kinds[1]) if result.kinds[1].kind else None,
+        },
         "counts": {v.value: result.count(v) for v in Verdict},
         "checks": [
             {

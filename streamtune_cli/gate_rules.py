@@ -16,6 +16,7 @@ from typing import Annotated, Any, Callable, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamtune_cli.errors import Location
+from streamtune_cli.io import MAX_JSON_INT_DIGITS
 from streamtune_cli.spec.loader import validate_model
 from streamtune_cli.spec.yaml_positions import load_yaml_file, load_yaml_text
 
@@ -340,6 +341,16 @@ class GateRule(BaseModel):
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("equals")
+    @classmethod
+    def _bounded(cls, value: Scalar | None) -> Scalar | None:
+        # The same bound as JSON inputs (io.MAX_JSON_INT_DIGITS): a longer integer can never equal a report value.
+        if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > MAX_JSON_INT_DIGITS:
+            raise ValueError(f"an integer of {len(str(abs(value)))} digits is out of range (at most {MAX_JSON_INT_DIGITS} digits)")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number, true, false or a string")
         return value
 
     @model_validator(mode="after")

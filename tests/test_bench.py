@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -463,3 +464,36 @@ def test_a_suites_models_path_is_relative_to_the_suite_file(tmp_path: Path, monk
     result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["runs"][0]["tuner_info"]["cluster"] is not None
+
+
+def test_out_dash_prints_the_json_and_tables_go_to_stderr(tmp_path: Path):
+    suite = _tiny_suite(tmp_path)
+    md = tmp_path / "bench.md"
+    result = runner.invoke(app, ["bench", "--suite", str(suite), "--out", "-", "--markdown", str(md)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "streamtune.bench/2" and data["suite"] == "tiny-suite"
+    assert f"wrote {md}" in result.stderr and "ds2" in result.stderr
+    both = runner.invoke(app, ["bench", "--suite", str(suite), "--out", "-", "--markdown", "-"])
+    assert both.exit_code == 2 and "both want stdout" in both.output
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_rich_tables_fit_the_terminal_without_cutting_anything(width: int):
+    import io
+
+    from rich.console import Console
+
+    from streamtune_cli.bench import bench_rich_tables
+
+    result = json.loads((ROOT / "configs/gates/baseline-bench-quick.json").read_text())
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None)
+    for table in bench_rich_tables(result, width=width):
+        console.print(table)
+    text = buffer.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    for tuner in result["aggregates"]:
+        assert re.search(rf"^{tuner}\s", text, re.M)  # tuner names whole, at the start of their row
+    headers_on_80 = text.count("truly") == text.count("reconfig.")
+    assert headers_on_80  # every section shows both halves of the aggregate table

@@ -177,6 +177,13 @@ _RICH_COLUMNS = [
     ("conv-\nerged", 10),
     ("failed", 11),
 ]
+# Below this width the aggregate table is shown as two (footprint, then keeping up), so that no column is
+# cut on an 80-column terminal.
+_SPLIT_BELOW_WIDTH = 110
+_NARROW_GROUPS = [
+    ("footprint", [0, 1, 3, 4, 10, 11]),
+    ("keeping up", [0, 6, 7, 8, 9]),
+]
 
 
 def _table(title: str, caption: str | None = None) -> Any:
@@ -186,27 +193,39 @@ def _table(title: str, caption: str | None = None) -> Any:
     return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
 
 
-def bench_rich_tables(result: dict[str, Any]) -> list[Any]:
-    """rich Tables: all regimes, then per regime, then failures by job and infeasible cases."""
+def bench_rich_tables(result: dict[str, Any], width: int | None = None) -> list[Any]:
+    """rich Tables: all regimes, then per regime, then failures by job and infeasible cases.
+
+    `width`: the console's; below 110 columns each aggregate table is split in two (footprint, keeping up).
+    """
     tables = []
     sections = [("all regimes", result["aggregates"])] + [(f"regime {k}", v) for k, v in result["by_regime"].items()]
+    groups = [("", [i for _, i in _RICH_COLUMNS])]
+    if width is not None and width < _SPLIT_BELOW_WIDTH:
+        groups = [(f", {name}", columns) for name, columns in _NARROW_GROUPS]
+    headers = {index: header for header, index in _RICH_COLUMNS}
     for title, aggregates in sections:
         infeasible = sum(a["infeasible_runs"] for a in aggregates.values())
         caption = f"{infeasible} run(s) with an infeasible oracle not averaged in (listed below)" if infeasible else None
-        table = _table(f"{result['suite']} ({result['config'].get('protocol', 'cold')}): {title}", caption)
-        for header, index in _RICH_COLUMNS:
-            table.add_column(header, justify="right" if _NUMERIC[index] else "left", no_wrap=True)
-        for row in aggregate_table_rows(aggregates):
-            table.add_row(*[row[i] for _, i in _RICH_COLUMNS], style="dim" if row[0] == ORACLE_ROW else None)
         per_change = _per_change_lines(aggregates)
         if per_change:
-            table.caption = " ".join(filter(None, [table.caption, per_change[0]]))
-        tables.append(table)
+            caption = " ".join(filter(None, [caption, per_change[0]]))
+        for group_title, columns in groups:
+            last = columns is groups[-1][1]
+            table = _table(
+                f"{result['suite']} ({result['config'].get('protocol', 'cold')}): {title}{group_title}",
+                caption if last else None,
+            )
+            for index in columns:
+                table.add_column(headers[index], justify="right" if _NUMERIC[index] else "left", no_wrap=True)
+            for row in aggregate_table_rows(aggregates):
+                table.add_row(*[row[i] for i in columns], style="dim" if row[0] == ORACLE_ROW else None)
+            tables.append(table)
     used = models_used_rows(result)
     if used:
         table = _table("history models used (leave_out_family: the job's own family is left out)")
         for header in ("tuner", "job", "cluster used", "left out"):
-            table.add_column(header)
+            table.add_column(header, no_wrap=header in ("tuner", "job"))
         for row in used:
             table.add_row(*row[:4])
         tables.append(table)
@@ -214,14 +233,14 @@ def bench_rich_tables(result: dict[str, Any]) -> list[Any]:
     if failure_rows:
         table = _table("failures by job")
         for header in ("tuner", "job", "failed", "kinds"):
-            table.add_column(header)
+            table.add_column(header, no_wrap=header != "kinds")
         for row in failure_rows:
             table.add_row(*row)
         tables.append(table)
     if result["infeasible"]:
         table = _table("infeasible cases (not averaged in)")
-        for header in ("job", "rate factor", "regime", "operators", "reason"):
-            table.add_column(header)
+        for header in ("job", "rate\nfactor", "regime", "operators", "reason"):
+            table.add_column(header, no_wrap=header != "reason")
         for c in result["infeasible"]:
             table.add_row(c["job"], str(c["rate_factor"]), c["regime"], ", ".join(c["infeasible_operators"]), str(c["reason"]))
         tables.append(table)

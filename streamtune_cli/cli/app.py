@@ -9,15 +9,22 @@ import sys
 import typer
 
 from streamtune_cli import __version__
-from streamtune_cli.cli.common import debug_state
+from streamtune_cli.cli.common import EXIT_CODES_HELP, StreamtuneGroup, debug_state
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="streamtune",
+    cls=StreamtuneGroup,
     help="Fuse operators and tune parallelism of streaming dataflow jobs (Flink and the like).",
+    epilog=(
+        f"{EXIT_CODES_HELP}\n\nOutputs: every output option takes a PATH, and '-' is stdout; `--json` alone is "
+        "`--json -`. Every JSON output names its format in a `schema` field (streamtune.<kind>/<N>). "
+        "--debug (before or after the command) shows tracebacks. Shell completion: "
+        "`streamtune --install-completion`. Details: docs/cli.md."
+    ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -36,10 +43,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """streamtune: fusion analysis and history-driven parallelism tuning for streaming jobs.
-
-    Exit codes: 0 ok, 1 a gate or check failed, 2 bad input or usage, 3 internal error, 4 an executor failed.
-    """
+    """streamtune: fusion analysis and history-driven parallelism tuning for streaming jobs."""
     debug_state["on"] = debug
 
 

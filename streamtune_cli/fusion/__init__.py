@@ -1,5 +1,6 @@
 """Fusion analysis: which operators to chain (Flink's rules, or ours with semantic fusion and a cost model),
-why each boundary is or is not fused, what it saves, and the fused job spec."""
+why each boundary is or is not fused, what it saves, the fused job spec, and the joint plan (chains and
+parallelism decided together at the rate the job must sustain)."""
 
 from streamtune_cli.fusion.cost_model import CostModel, PlanEstimate, StageCost, StageEstimate, estimate_plan
 from streamtune_cli.fusion.flink_rules import (
@@ -14,12 +15,25 @@ from streamtune_cli.fusion.flink_rules import (
     is_chainable,
     source_chain_failures,
 )
-from streamtune_cli.fusion.plan import REPORT_SCHEMA, Boundary, FusionPlan, Proposal, Savings, Stage
-from streamtune_cli.fusion.planner import MODES, peak_rate_factor, plan_fusion
+from streamtune_cli.fusion.emit import joint_spec
+from streamtune_cli.fusion.plan import (
+    COMPARED_PLANS,
+    REPORT_SCHEMA,
+    Boundary,
+    FusionPlan,
+    JointEdge,
+    JointPlan,
+    JointStage,
+    Proposal,
+    Savings,
+    Stage,
+)
+from streamtune_cli.fusion.planner import MODES, peak_rate_factor, plan_fusion, plan_joint
 from streamtune_cli.fusion.sql_rewrite import compose_stateless, substitute_columns
 
 __all__ = [
     "MODES",
+    "COMPARED_PLANS",
     "FLINK_RULES",
     "REPORT_SCHEMA",
     "Boundary",
@@ -27,6 +41,9 @@ __all__ = [
     "FlinkChain",
     "FlinkOptions",
     "FusionPlan",
+    "JointEdge",
+    "JointPlan",
+    "JointStage",
     "PlanEstimate",
     "Proposal",
     "RuleFailure",
@@ -41,8 +58,10 @@ __all__ = [
     "flink_chains",
     "flink_operator_name",
     "is_chainable",
+    "joint_spec",
     "peak_rate_factor",
     "plan_fusion",
+    "plan_joint",
     "source_chain_failures",
     "substitute_columns",
 ]

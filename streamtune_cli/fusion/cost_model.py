@@ -22,6 +22,8 @@ __all__ = [
     "StageEstimate",
     "stage_capacity_rps",
     "estimate_plan",
+    "estimate_stage",
+    "stage_stand_in",
     "exchange_records_per_s",
 ]
 
@@ -295,29 +297,8 @@ def estimate_plan(
         hops += delivered
     stage_estimates = []
     for stage in stages:
-        stage_cpu = _stage_cpu_us_per_s(
-            graph, demand, stage.members, stage.internal_edges, set(stage.composed_edges), model, stage.seen_rps
-        )
-        cpu += stage_cpu
-        index = stage_of[stage.head]
-        entries = [m for m in stage.members if all(stage_of[u] != index for u in graph.nx.predecessors(m))]
-        input_rps = sum(demand[m] for m in entries)
-        head = stage.head
-        per_record = stage_cpu / input_rps if input_rps > 0 else sum(graph.operator(m).cost_us for m in stage.members)
-        stand_in = graph.operator(head).model_copy(
-            update={"cost_us": max(per_record, 1e-12), "scaling": _max_scaling(graph, stage.members)}
-        )
-        capacity = stage_capacity_rps(graph, head, stand_in, stage.parallelism, edges)
-        stage_estimates.append(
-            StageEstimate(
-                name=stage.name,
-                members=tuple(stage.members),
-                parallelism=stage.parallelism,
-                input_rps=input_rps,
-                cpu_us_per_s=stage_cpu,
-                capacity_rps=capacity,
-            )
-        )
+        stage_estimates.append(estimate_stage(graph, demand, stage, model, edges))
+        cpu += stage_estimates[-1].cpu_us_per_s
     # Latency: the most exchange hops on any source-to-sink path, each costing a queue hop.
     depth: dict[str, int] = {}
     for op_id in graph.topological_order:
@@ -332,6 +313,43 @@ def estimate_plan(
         vertices=len(stages),
         tasks=sum(stage.parallelism for stage in stages),
         stages=tuple(stage_estimates),
+    )
+
+
+def estimate_stage(
+    graph: JobGraph,
+    demand: dict[str, float],
+    stage: "StageLike",
+    model: CostModel,
+    edges: dict[tuple[str, str], Edge] | None = None,
+) -> StageEstimate:
+    """One stage's CPU, input rate and capacity at `demand`: the stage runs as one operator whose cost per
+    entering record is its CPU over its input, with its most contended member's scaling (any shape)."""
+    stage_cpu = _stage_cpu_us_per_s(
+        graph, demand, stage.members, stage.internal_edges, set(stage.composed_edges), model, stage.seen_rps
+    )
+    members = set(stage.members)
+    entries = [m for m in stage.members if not any(u in members for u in graph.nx.predecessors(m))]
+    input_rps = sum(demand[m] for m in entries)
+    stand_in = stage_stand_in(graph, stage, stage_cpu, input_rps)
+    return StageEstimate(
+        name=stage.name,
+        members=tuple(stage.members),
+        parallelism=stage.parallelism,
+        input_rps=input_rps,
+        cpu_us_per_s=stage_cpu,
+        capacity_rps=stage_capacity_rps(graph, stage.head, stand_in, stage.parallelism, edges),
+    )
+
+
+def stage_stand_in(graph: JobGraph, stage: "StageLike", cpu_us_per_s: float, input_rps: float) -> Operator:
+    """The operator a stage behaves like for capacity: its head with the stage's cost per entering record."""
+    if input_rps > 0:
+        per_record = cpu_us_per_s / input_rps
+    else:
+        per_record = sum(graph.operator(m).cost_us for m in stage.members)
+    return graph.operator(stage.head).model_copy(
+        update={"cost_us": max(per_record, 1e-12), "scaling": _max_scaling(graph, stage.members)}
     )
 
 

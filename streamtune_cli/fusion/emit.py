@@ -4,15 +4,19 @@ cost, selectivity, record size, scaling and (where expressible) semantics combin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import ChainingStrategy, Edge, Operator, OperatorKind
+from streamtune_cli.spec.models import ChainingStrategy, Edge, JobSpec, Operator, OperatorKind
+from streamtune_cli.spec.parallelism import retarget_parallelism
 
 from streamtune_cli.fusion.cost_model import StageCost
 from streamtune_cli.fusion.sql_rewrite import STATELESS_KINDS, compose_stateless
 
-__all__ = ["FUSED_ID_SEPARATOR", "Combined", "combined_operator", "edge_data", "linear_segments"]
+if TYPE_CHECKING:
+    from streamtune_cli.fusion.plan import JointPlan
+
+__all__ = ["FUSED_ID_SEPARATOR", "Combined", "combined_operator", "edge_data", "joint_spec", "linear_segments"]
 
 # Fused operator ids join their members' ids; `__` is legal in ids and rare in hand-written ones.
 FUSED_ID_SEPARATOR = "__"
@@ -178,3 +182,23 @@ def edge_data(edge: Edge, src: str, dst: str) -> dict:
     if edge.exchange.value != "pipelined":
         data["exchange"] = edge.exchange.value
     return data
+
+
+def joint_spec(spec: JobSpec, joint: "JointPlan") -> JobSpec:
+    """The job deployed as the joint plan says: every operator at its chain's parallelism, and `chaining:
+    head` on the first operator of a chain that Flink would otherwise chain to its upstream (a cut edge
+    between equal parallelism). Edges the joint plan cuts between unequal parallelism rebalance, as Flink
+    deploys a forward edge whose ends differ."""
+    deployed = retarget_parallelism(spec, joint.parallelism)
+    starts = {
+        edge.dst
+        for edge in joint.edges
+        if not edge.fused and joint.parallelism[edge.src] == joint.parallelism[edge.dst]
+    }
+    operators = [
+        op.model_copy(update={"chaining": ChainingStrategy.head})
+        if op.id in starts and op.chaining == ChainingStrategy.always
+        else op
+        for op in deployed.operators
+    ]
+    return deployed.model_copy(update={"operators": operators})

@@ -10,9 +10,31 @@ from streamtune_cli.spec.models import JobSpec
 
 from streamtune_cli.fusion.cost_model import CostModel, PlanEstimate, StageEstimate
 
-__all__ = ["Savings", "Stage", "Boundary", "Proposal", "FusionPlan", "REPORT_SCHEMA"]
+__all__ = [
+    "Savings",
+    "Stage",
+    "Boundary",
+    "Proposal",
+    "FusionPlan",
+    "JointStage",
+    "JointEdge",
+    "JointPlan",
+    "COMPARED_PLANS",
+    "REPORT_SCHEMA",
+]
 
-REPORT_SCHEMA = "streamtune.fusion/1"
+# /2: the joint plan, the plans it is compared with, and the notes (fusion/1 had none of them).
+REPORT_SCHEMA = "streamtune.fusion/2"
+
+# The plans a report compares, in the order it shows them, with how it names them.
+COMPARED_PLANS: dict[str, str] = {
+    "spec": "spec as written (unfused)",
+    "given": "this plan, spec's parallelism",
+    "flink_given": "Flink chaining, spec's parallelism",
+    "oracle": "unfused, oracle's parallelism",
+    "flink_oracle": "Flink chaining, oracle's parallelism",
+    "joint": "joint plan",
+}
 
 
 @dataclass(frozen=True)
@@ -46,17 +68,14 @@ class Savings:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One task of the fused job (a Flink job vertex): original operators, and the spec operators for it."""
+class _Task:
+    """What every stage of a plan has: its operators, its parallelism and the cost model's estimate."""
 
     name: str
     head: str
     members: tuple[str, ...]
     parallelism: int
-    spec_operators: tuple[str, ...]  # ids in the fused spec (more than one where the spec cannot say it)
     estimate: StageEstimate
-    pushdowns: tuple[str, ...] = ()  # e.g. "filter `f` runs before `m`"
-    exact_semantics: bool = True
 
     @property
     def fused(self) -> bool:
@@ -68,11 +87,25 @@ class Stage:
             "head": self.head,
             "members": list(self.members),
             "parallelism": self.parallelism,
-            "spec_operators": list(self.spec_operators),
             "input_rps": self.estimate.input_rps,
             "cpu_us_per_s": self.estimate.cpu_us_per_s,
             "capacity_rps": self.estimate.capacity_rps,
             "utilization": self.estimate.utilization,
+        }
+
+
+@dataclass(frozen=True)
+class Stage(_Task):
+    """One task of the fused job (a Flink job vertex): original operators, and the spec operators for it."""
+
+    spec_operators: tuple[str, ...] = ()  # ids in the fused spec (more than one where the spec cannot say it)
+    pushdowns: tuple[str, ...] = ()  # e.g. "filter `f` runs before `m`"
+    exact_semantics: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "spec_operators": list(self.spec_operators),
             "pushdowns": list(self.pushdowns),
             "exact_semantics": self.exact_semantics,
         }
@@ -144,6 +177,72 @@ class Proposal:
         }
 
 
+def _estimate_dict(estimate: PlanEstimate) -> dict[str, Any]:
+    return {**estimate.as_dict(), "keeps_up": estimate.max_utilization <= 1 + 1e-9}
+
+
+@dataclass(frozen=True)
+class JointStage(_Task):
+    """One task of the joint plan: a chain (a legal Flink chain at its parallelism) and its parallelism."""
+
+
+@dataclass(frozen=True)
+class JointEdge:
+    """An edge Flink would chain at equal parallelism, and what the joint plan does with it."""
+
+    src: str
+    dst: str
+    fused: bool
+    how: str  # chained | composed | source input | cut
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": self.src, "to": self.dst, "fused": self.fused, "how": self.how, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class JointPlan:
+    """Chains and parallelism decided together, so that the job keeps up at `rate_rps` with the fewest tasks
+    (then the least CPU) the cost model finds; built by streamtune_cli.fusion.planner."""
+
+    rate_rps: float
+    stages: tuple[JointStage, ...]
+    edges: tuple[JointEdge, ...]  # every chainable edge, fused or cut
+    estimate: PlanEstimate
+    parallelism: dict[str, int]  # original operator -> parallelism of its chain
+    oracle_parallelism: dict[str, int]
+    oracle_feasible: bool
+    searched: str  # how the chains were chosen: exhaustive, exact (paths) or greedy
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.estimate.max_utilization <= 1 + 1e-9
+
+    @property
+    def chains(self) -> tuple[JointStage, ...]:
+        return tuple(stage for stage in self.stages if stage.fused)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rate_rps": self.rate_rps,
+            "keeps_up": self.keeps_up,
+            "tasks": self.estimate.tasks,
+            "vertices": self.estimate.vertices,
+            "chains": len(self.chains),
+            "cpu_us_per_s": self.estimate.cpu_us_per_s,
+            "max_utilization": self.estimate.max_utilization,
+            "searched": self.searched,
+            "parallelism": dict(self.parallelism),
+            "stages": [stage.as_dict() for stage in self.stages],
+            "edges": [edge.as_dict() for edge in self.edges],
+            "oracle": {
+                "parallelism": dict(self.oracle_parallelism),
+                "total": sum(self.oracle_parallelism.values()),
+                "feasible": self.oracle_feasible,
+            },
+        }
+
+
 @dataclass(frozen=True)
 class FusionPlan:
     """The result of `streamtune fuse`: stages, boundaries, proposals, estimates and the fused spec."""
@@ -160,6 +259,9 @@ class FusionPlan:
     fused_spec: JobSpec
     spec_members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # fused-spec id -> original ids
     rounds: int = 1
+    joint: JointPlan | None = None
+    compared: dict[str, PlanEstimate] = field(default_factory=dict)  # keys of COMPARED_PLANS
+    notes: tuple[str, ...] = ()  # what the numbers mean: overload, why less than Flink, the joint plan
 
     @property
     def savings(self) -> Savings:
@@ -191,6 +293,19 @@ class FusionPlan:
             "tasks_saved": self.before.tasks - self.after.tasks,
             "max_utilization": self.after.max_utilization,
             "proposal_count": len(self.proposals),
+            "keeps_up_as_written": self.before.max_utilization <= 1 + 1e-9,
+            **self._joint_summary(),
+        }
+
+    def _joint_summary(self) -> dict[str, Any]:
+        if self.joint is None:
+            return {}
+        flink = self.compared.get("flink_oracle")
+        return {
+            "joint_keeps_up": self.joint.keeps_up,
+            "joint_tasks": self.joint.estimate.tasks,
+            "joint_cpu_us_per_s": self.joint.estimate.cpu_us_per_s,
+            **({"flink_oracle_tasks": flink.tasks, "flink_oracle_cpu_us_per_s": flink.cpu_us_per_s} if flink else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,4 +322,7 @@ class FusionPlan:
             "proposals": [proposal.as_dict() for proposal in self.proposals],
             "fused_spec_operators": {k: list(v) for k, v in self.spec_members.items()},
             "rounds": self.rounds,
+            "notes": list(self.notes),
+            "compared": {key: _estimate_dict(self.compared[key]) for key in COMPARED_PLANS if key in self.compared},
+            "joint": self.joint.as_dict() if self.joint is not None else None,
         }

@@ -16,12 +16,20 @@ from streamtune_cli.capacity import demand_rps
 from streamtune_cli.errors import UsageError
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, JobSpec, Operator, OperatorKind, Partitioning
+from streamtune_cli.spec.parallelism import retarget_parallelism
+from streamtune_cli.tuning.oracle import OracleResult, oracle_parallelism
+from streamtune_cli.tuning.oracle import minimal_parallelism  # the oracle's own search, per chain
 
 from streamtune_cli.fusion.cost_model import (
     CAPACITY_TOLERANCE,
+    _StageView,
     CostModel,
+    PlanEstimate,
     StageCost,
+    StageEstimate,
     estimate_plan,
+    estimate_stage,
+    stage_stand_in,
     exchange_records_per_s,
     stage_capacity_rps,
 )
@@ -33,11 +41,12 @@ from streamtune_cli.fusion.flink_rules import (
     flink_chain_name,
     flink_chains,
     internal_edges,
+    source_chain_failures,
 )
-from streamtune_cli.fusion.plan import Boundary, FusionPlan, Proposal, Savings, Stage
+from streamtune_cli.fusion.plan import Boundary, FusionPlan, JointEdge, JointPlan, JointStage, Proposal, Savings, Stage
 from streamtune_cli.fusion.sql_rewrite import STATELESS_KINDS, keeps_columns
 
-__all__ = ["MODES", "plan_fusion", "peak_rate_factor", "fmt_bytes_per_s", "fmt_cpu", "fmt_ratio"]
+__all__ = ["MODES", "plan_fusion", "plan_joint", "peak_rate_factor", "fmt_bytes_per_s", "fmt_cpu", "fmt_ratio"]
 
 MODES = ("ours", "flink")
 EdgeKey = tuple[str, str]
@@ -132,20 +141,27 @@ def _capacity_problem(
     relabels: dict[EdgeKey, Edge],
     joining: str,
     names: _Names,
+    limit: float,
 ) -> str | None:
-    """Why the stage with `joining` added would not keep up at its parallelism (None: it would)."""
+    """Why the stage with `joining` added would slow the job down at its parallelism (None: it would not).
+
+    `limit` is the job's worst utilization before fusion, at least 1: a job already held back by an
+    overloaded task runs at 1/limit of the target, and a fused stage below that load does not slow it more.
+    """
     need = demand[build.head]
     capacity = stage_capacity_rps(graph, build.head, candidate.as_operator(), build.parallelism, relabels)
-    if capacity >= need * (1 - CAPACITY_TOLERANCE):
+    if capacity * limit >= need * (1 - CAPACITY_TOLERANCE):
         return None
     message = f"would exceed capacity: {fmt_ratio(need / capacity)}x"
+    if limit > 1:
+        message += f", the job's bottleneck is at {fmt_ratio(limit)}x"
     assert build.cost is not None
     current = stage_capacity_rps(graph, build.head, build.cost.as_operator(), build.parallelism, relabels)
     op = graph.operator(joining)
     alone = stage_capacity_rps(graph, joining, op, op.parallelism, relabels)
-    if need > current * (1 + CAPACITY_TOLERANCE):
+    if need > current * limit * (1 + CAPACITY_TOLERANCE):
         message += f" (already {fmt_ratio(need / current)}x without `{names.head(joining)}`)"
-    elif demand[joining] > alone * (1 + CAPACITY_TOLERANCE):
+    elif demand[joining] > alone * limit * (1 + CAPACITY_TOLERANCE):
         message += f" (`{names.head(joining)}` alone is at {fmt_ratio(demand[joining] / alone)}x)"
     return message
 
@@ -194,6 +210,7 @@ def _skew_problem(
     relabels: dict[EdgeKey, Edge],
     new_relabels: dict[EdgeKey, Edge],
     names: _Names,
+    limit: float,
 ) -> str | None:
     """A moved hash exchange makes its new receivers subject to their key skew: they must still keep up."""
     merged = {**relabels, **new_relabels}
@@ -202,7 +219,7 @@ def _skew_problem(
         if edge.partitioning != Partitioning.hash or op.key_skew is None:
             continue
         capacity = stage_capacity_rps(graph, dst, op, op.parallelism, merged)
-        if demand[dst] > capacity * (1 + CAPACITY_TOLERANCE):
+        if demand[dst] > capacity * limit * (1 + CAPACITY_TOLERANCE):
             return (
                 f"`{names.head(dst)}` would receive the skewed hash input: "
                 f"would exceed capacity: {fmt_ratio(demand[dst] / capacity)}x"
@@ -211,7 +228,7 @@ def _skew_problem(
 
 
 def _round_ours(
-    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names
+    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names, limit: float
 ) -> _Round:
     builds: list[_Build] = []
     stage_of: dict[str, _Build] = {}
@@ -245,7 +262,7 @@ def _round_ours(
                     reasons.append(f"fan-out: `{names.exit(up)}` feeds {fan_out} operators (a fused stage has one output)")
                 if not reasons:
                     candidate = build.cost.extended(op, model, composed=composed, pushdown=True)  # type: ignore[union-attr]
-                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names)
+                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names, limit)
                     if problem is None:
                         build.members.append(op_id)
                         build.cost = candidate
@@ -266,8 +283,8 @@ def _round_ours(
                         for out in graph.out_edges(op_id)
                         if out.partitioning == Partitioning.forward
                     }
-                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names)
-                    problem = problem or _skew_problem(graph, demand, relabels, moved, names)
+                    problem = _capacity_problem(graph, demand, build, candidate, relabels, op_id, names, limit)
+                    problem = problem or _skew_problem(graph, demand, relabels, moved, names, limit)
                     if problem is None:
                         relabels.update(moved)
                         for key in moved:
@@ -292,7 +309,7 @@ def _round_ours(
 
 
 def _round_flink(
-    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names
+    graph: JobGraph, demand: dict[str, float], model: CostModel, options: FlinkOptions, names: _Names, limit: float
 ) -> _Round:
     builds = []
     stage_of: dict[str, int] = {}
@@ -581,8 +598,13 @@ def plan_fusion(
     cost_model: CostModel | None = None,
     flink: FlinkOptions | None = None,
     max_rounds: int = 100,
+    joint: bool = True,
 ) -> FusionPlan:
-    """Plan which operators run fused. `rate_rps` defaults to the workload's rate at its schedule's peak."""
+    """Plan which operators run fused. `rate_rps` defaults to the workload's rate at its schedule's peak.
+
+    With `joint` (the default), the plan also carries the joint plan (chains and parallelism decided together
+    at the parallelism the job needs), the comparisons with Flink's chaining and the notes that explain them.
+    """
     if mode not in MODES:
         raise UsageError(f"unknown fusion mode {mode!r} (use one of: {', '.join(MODES)})")
     model = cost_model or CostModel()
@@ -594,6 +616,16 @@ def plan_fusion(
     round_fn = _round_ours if mode == "ours" else _round_flink
     graph0 = JobGraph(spec)
     demand0 = demand_rps(graph0, graph0.source_rates(rate_rps))
+    before = estimate_plan(
+        graph0,
+        demand0,
+        [
+            _StageInput(op_id, op_id, (op_id,), (), (), graph0.operator(op_id).parallelism, None)
+            for op_id in graph0.topological_order
+        ],
+        model,
+    )
+    limit = max(1.0, before.max_utilization)
     history = _History(
         origin={op.id: (op.id,) for op in spec.operators},
         edge_origin={(e.src, e.dst): (e.src, e.dst) for e in spec.edges},
@@ -601,7 +633,7 @@ def plan_fusion(
     graph, demand = graph0, demand0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - the count is reported
         names = _Names(history.origin, graph0)
-        r = round_fn(graph, demand, model, options, names)
+        r = round_fn(graph, demand, model, options, names, limit)
         history.record(r, names)
         emitted = _emit(r, model, names, history.exact_of)
         if not emitted.changed:
@@ -611,13 +643,17 @@ def plan_fusion(
         demand = demand_rps(graph, graph.source_rates(rate_rps))
     else:  # pragma: no cover - every changing round removes an operator
         raise RuntimeError("fusion did not converge")
-    return _assemble(spec, graph0, demand0, mode, rate_rps, model, options, r, names, history, rounds)
+    plan = _assemble(spec, graph0, demand0, before, mode, rate_rps, model, options, r, names, history, rounds)
+    if not joint:
+        return plan
+    return _with_joint_plan(plan, model, options)
 
 
 def _assemble(
     spec: JobSpec,
     graph0: JobGraph,
     demand0: dict[str, float],
+    before: PlanEstimate,
     mode: str,
     rate_rps: float,
     model: CostModel,
@@ -638,15 +674,6 @@ def _assemble(
         stage_names.append(flink_chain_name(graph0, head, internal, sources))
         stage_members.append(tuple(members))
         stage_heads.append(head)
-    before = estimate_plan(
-        graph0,
-        demand0,
-        [
-            _StageInput(op_id, op_id, (op_id,), (), (), graph0.operator(op_id).parallelism, None)
-            for op_id in graph0.topological_order
-        ],
-        model,
-    )
     after = estimate_plan(r.graph, r.demand, _stage_inputs(r, stage_names, names), model, r.relabels)
     stages = []
     for build, name, members, head, estimate in zip(r.builds, stage_names, stage_members, stage_heads, after.stages):
@@ -712,3 +739,527 @@ def _assemble(
         spec_members={op_id: history.origin[op_id] for op_id in r.graph.topological_order},
         rounds=rounds,
     )
+
+
+# The joint plan ---------------------------------------------------------------------------------------------
+# Fusion decided at the parallelism the job needs: every edge Flink would chain at equal parallelism is a
+# candidate, a set of fused candidates cuts the job into chains, and each chain gets the smallest parallelism
+# that keeps up (the oracle's search applied to the chain as one operator). Chains interact only through the
+# records they pass on, which do not depend on how other chains are cut (a broadcast input aside: it
+# delivers to every instance), so each connected group of candidates is searched on its own.
+
+# A group with at most this many candidate edges is searched exhaustively (2^n cuts).
+JOINT_EXHAUSTIVE_EDGES = 6
+# Greedy polishing (toggling one edge at a time) is skipped above this many candidate edges in a group.
+JOINT_POLISH_EDGES = 40
+
+_Score = tuple[float, int, float]  # (overload beyond capacity, tasks, CPU µs/s): lower is better
+
+
+def _joint_candidates(graph: JobGraph, options: FlinkOptions) -> dict[EdgeKey, str]:
+    """Edges Flink chains whenever both ends run at the same parallelism, with how they would fuse.
+
+    A forward edge passing every other rule qualifies (the parallelism rule is the joint plan's to meet),
+    and so does a source Flink would chain as an input of its consumer (`head_with_sources`).
+    """
+    found: dict[EdgeKey, str] = {}
+    for source in graph.sources:
+        if not source_chain_failures(graph, source, options):
+            found[(source, graph.out_edges(source)[0].dst)] = "source input"
+    for edge in graph.spec.edges:
+        key = (edge.src, edge.dst)
+        if key in found:
+            continue
+        if not [f for f in chain_failures(graph, edge, options) if f.rule != "parallelism"]:
+            stateless = graph.operator(edge.src).kind in STATELESS_KINDS
+            found[key] = "composed" if stateless else "chained"
+    return found
+
+
+@dataclass(frozen=True)
+class _JointShape:
+    """One chain of a candidate cut: members in topological order, its head, and its fused edges."""
+
+    head: str
+    members: tuple[str, ...]
+    internal: tuple[EdgeKey, ...]
+    sources: tuple[str, ...]  # sources chained as inputs of the head
+
+
+@dataclass(frozen=True)
+class _Sized:
+    shape: _JointShape
+    parallelism: int
+    estimate: StageEstimate
+    demand: dict[str, float]  # the members' input rates at that parallelism
+
+    @property
+    def score(self) -> _Score:
+        over = max(0.0, self.estimate.utilization - 1.0 - 1e-9)
+        return (over, self.parallelism, self.estimate.cpu_us_per_s)
+
+
+class _JointSearch:
+    """Sizes chains and searches the cuts of each group of candidate edges (see the section comment)."""
+
+    def __init__(self, graph: JobGraph, rate_rps: float, model: CostModel, candidates: dict[EdgeKey, str]):
+        self.graph, self.model, self.candidates = graph, model, candidates
+        self.order = {op_id: i for i, op_id in enumerate(graph.topological_order)}
+        self.rates = graph.source_rates(rate_rps)
+        self.demand: dict[str, float] = {}  # decided operators
+        self.parallelism: dict[str, int] = {}
+        self._cache: dict[tuple, _Sized] = {}
+        self.searched: set[str] = set()
+
+    def fork(self, demand: dict[str, float]) -> "_JointSearch":
+        """A search of the same job whose decided operators receive `demand` (for what-if sizing)."""
+        other = _JointSearch.__new__(_JointSearch)
+        other.__dict__.update(self.__dict__)
+        other.demand, other._cache, other.searched = dict(demand), {}, set()
+        return other
+
+    # -- one chain --------------------------------------------------------------------------------------
+    def shapes(self, members: Iterable[str], fused: Iterable[EdgeKey]) -> list[_JointShape]:
+        """The chains `fused` cuts `members` into, in the order they must be sized (upstream first)."""
+        members = sorted(members, key=self.order.__getitem__)
+        union = {m: m for m in members}
+
+        def root(x: str) -> str:
+            while union[x] != x:
+                union[x] = union[union[x]]
+                x = union[x]
+            return x
+
+        fused = list(fused)
+        for src, dst in fused:
+            union[root(src)] = root(dst)
+        groups: dict[str, list[str]] = {}
+        for m in members:
+            groups.setdefault(root(m), []).append(m)
+        shapes = []
+        for group in groups.values():
+            inside = set(group)
+            internal = tuple(e for e in fused if e[0] in inside)
+            sources = tuple(s for s, _ in internal if self.candidates[(s, _)] == "source input")
+            tree_targets = {d for s, d in internal if s not in sources}
+            head = next(m for m in group if m not in sources and m not in tree_targets)
+            shapes.append(_JointShape(head, tuple(group), internal, sources))
+        return sorted(shapes, key=lambda shape: self.order[shape.head])
+
+    def _demand_at(self, shape: _JointShape, p: int) -> dict[str, float]:
+        graph, local = self.graph, {}
+        for m in shape.members:
+            op = graph.operator(m)
+            if op.kind == OperatorKind.source:
+                local[m] = self.rates[m]
+                continue
+            total = 0.0
+            for u in graph.upstream(m):
+                rate = local[u] if u in local else self.demand[u]
+                fan = p if graph.edge(u, m).partitioning == Partitioning.broadcast else 1
+                total += rate * graph.operator(u).selectivity * fan
+            local[m] = total
+        return local
+
+    def stage_input(self, shape: _JointShape, p: int) -> _StageInput:
+        graph = self.graph
+        composed = tuple(e for e in shape.internal if graph.operator(e[0]).kind in STATELESS_KINDS)
+        return _StageInput(shape.head, shape.head, shape.members, shape.internal, composed, p, None)
+
+    def _estimate(self, shape: _JointShape, p: int) -> tuple[StageEstimate, dict[str, float]]:
+        local = self._demand_at(shape, p)
+        return estimate_stage(self.graph, local, self.stage_input(shape, p), self.model), local
+
+    def size(self, shape: _JointShape) -> _Sized:
+        """The chain at the smallest parallelism that keeps up (or, where none does within the members'
+        max parallelism, at the parallelism of its highest capacity)."""
+        graph = self.graph
+        members = set(shape.members)
+        feeding = tuple(
+            (u, round(self.demand[u], 6)) for m in shape.members for u in graph.upstream(m) if u not in members
+        )
+        key = (shape.members, shape.internal, feeding)
+        if key in self._cache:
+            return self._cache[key]
+        cap = min(graph.operator(m).max_parallelism for m in shape.members)
+        first, _ = self._estimate(shape, 1)
+        broadcast_in = any(
+            graph.edge(u, m).partitioning == Partitioning.broadcast
+            for m in shape.members
+            for u in graph.upstream(m)
+            if u not in members
+        )
+        fixed, per_instance = first.input_rps, 0.0
+        if broadcast_in:
+            second, _ = self._estimate(shape, 2)
+            per_instance = second.input_rps - first.input_rps
+            fixed = first.input_rps - per_instance
+        stand_in = stage_stand_in(graph, self.stage_input(shape, 1), first.cpu_us_per_s, first.input_rps)
+        view = _StageView(graph, {shape.head: stand_in}, {})
+        found, peak = minimal_parallelism(view, shape.head, cap, fixed, per_instance)
+        p = found if found is not None else peak
+        estimate, local = self._estimate(shape, p)
+        # A broadcast input changes the cost per entering record with p (the stand-in above used p=1).
+        while found is not None and estimate.utilization > 1 + CAPACITY_TOLERANCE and p < cap:
+            p += 1
+            estimate, local = self._estimate(shape, p)
+        sized = _Sized(shape, p, estimate, local)
+        self._cache[key] = sized
+        return sized
+
+    # -- a group of candidate edges ---------------------------------------------------------------------
+    def evaluate(self, members: list[str], fused: Iterable[EdgeKey]) -> tuple[_Score, list[_Sized]]:
+        """Size every chain of one cut of a group (upstream decisions fixed), without committing them."""
+        saved = dict(self.demand)
+        sized, over, tasks, cpu = [], 0.0, 0, 0.0
+        try:
+            for shape in self.shapes(members, fused):
+                chain = self.size(shape)
+                self.demand.update(chain.demand)
+                sized.append(chain)
+                over += chain.score[0]
+                tasks += chain.parallelism
+                cpu += chain.estimate.cpu_us_per_s
+        finally:
+            self.demand = saved
+        return (round(over, 9), tasks, cpu), sized
+
+    def commit(self, sized: list[_Sized]) -> None:
+        for chain in sized:
+            self.demand.update(chain.demand)
+            for m in chain.shape.members:
+                self.parallelism[m] = chain.parallelism
+
+    def best_cut(self, members: list[str], edges: list[EdgeKey], seeds: list[frozenset[EdgeKey]]) -> frozenset[EdgeKey]:
+        """The cut of one group with the lowest score the search finds: exhaustive for few edges, exact on a
+        path without broadcast input, otherwise the best seed polished by toggling one edge at a time."""
+        if not edges:
+            return frozenset()
+        cache: dict[frozenset[EdgeKey], _Score] = {}
+
+        def score(cut: frozenset[EdgeKey]) -> _Score:
+            if cut not in cache:
+                cache[cut] = self.evaluate(members, cut)[0]
+            return cache[cut]
+
+        if len(edges) <= JOINT_EXHAUSTIVE_EDGES:
+            self.searched.add("exhaustive")
+            cuts = (
+                frozenset(e for i, e in enumerate(edges) if mask >> i & 1) for mask in range(1 << len(edges))
+            )
+            return min(cuts, key=lambda cut: (score(cut), -len(cut)))
+        path = self._path(members, edges)
+        if path is not None:
+            self.searched.add("exact (path)")
+            return self._best_path_cut(path)
+        self.searched.add("greedy")
+        best = min(seeds, key=score)
+        improved = len(edges) <= JOINT_POLISH_EDGES
+        while improved:
+            improved = False
+            for edge in edges:
+                other = best - {edge} if edge in best else best | {edge}
+                if score(other) < score(best):
+                    best, improved = other, True
+        return best
+
+    def _path(self, members: list[str], edges: list[EdgeKey]) -> list[str] | None:
+        """The group as a path from its head, when it is one and no input of it is a broadcast."""
+        graph = self.graph
+        nxt = {src: dst for src, dst in edges}
+        if len(nxt) != len(edges) or any(self.candidates[e] == "source input" for e in edges):
+            return None
+        targets = {dst for _, dst in edges}
+        heads = [m for m in members if m not in targets]
+        if len(heads) != 1:
+            return None
+        if any(e.partitioning == Partitioning.broadcast for e in graph.in_edges(heads[0])):
+            return None
+        path = [heads[0]]
+        while path[-1] in nxt:
+            path.append(nxt[path[-1]])
+        return path if len(path) == len(members) else None
+
+    def _best_path_cut(self, path: list[str]) -> frozenset[EdgeKey]:
+        """Exact: the best split of a path into consecutive chains (each chain's input does not depend on
+        where the path is cut, so the best split of every prefix extends to the best split of the path)."""
+        n = len(path)
+        best: list[tuple[_Score, int]] = [((0.0, 0, 0.0), -1)]  # best[j]: prefix of j members, last cut
+        saved = dict(self.demand)
+        try:
+            # Every member's input rate, as single chains: any cut gives the same rates along a path.
+            for m in path:
+                self.demand.update(self.size(_JointShape(m, (m,), (), ())).demand)
+            for j in range(1, n + 1):
+                options = []
+                for i in range(j):
+                    segment = path[i:j]
+                    shape = _JointShape(segment[0], tuple(segment), tuple(zip(segment, segment[1:])), ())
+                    score, prev = self.size(shape).score, best[i][0]
+                    options.append(((round(prev[0] + score[0], 9), prev[1] + score[1], prev[2] + score[2]), i))
+                best.append(min(options))
+        finally:
+            self.demand = saved
+        fused: set[EdgeKey] = set()
+        j = n
+        while j > 0:
+            i = best[j][1]
+            fused.update(zip(path[i:j], path[i + 1 : j]))
+            j = i
+        return frozenset(fused)
+
+
+def _groups(graph: JobGraph, candidates: dict[EdgeKey, str]) -> list[tuple[list[str], list[EdgeKey]]]:
+    """Connected groups of operators over candidate edges, upstream groups first."""
+    order = {op_id: i for i, op_id in enumerate(graph.topological_order)}
+    linked = nx.Graph()
+    linked.add_nodes_from(graph.topological_order)
+    linked.add_edges_from(candidates)
+    groups = []
+    for component in nx.connected_components(linked):
+        members = sorted(component, key=order.__getitem__)
+        edges = [e for e in candidates if e[0] in component]
+        groups.append((members, edges))
+    # Every input from outside a group enters its head (its one member without a fused input that is not
+    # a chained source), so ordering groups by their heads orders them upstream first.
+    def head_rank(group: tuple[list[str], list[EdgeKey]]) -> int:
+        members, edges = group
+        sources = {src for src, dst in edges if candidates[(src, dst)] == "source input"}
+        targets = {dst for src, dst in edges if src not in sources}
+        return min(order[m] for m in members if m not in targets and m not in sources)
+
+    return sorted(groups, key=head_rank)
+
+
+def plan_joint(
+    spec: JobSpec,
+    rate_rps: float,
+    model: CostModel,
+    options: FlinkOptions,
+    seeds: Iterable[frozenset[EdgeKey]] = (),
+    oracle: OracleResult | None = None,
+) -> JointPlan:
+    """Chains and parallelism together: the job keeps up at `rate_rps` with the fewest tasks, then the least
+    CPU, that the search finds (exact on groups of few edges and on paths). `seeds` are whole-job cuts the
+    search must do at least as well as (e.g. Flink's chains at the oracle's parallelism)."""
+    graph = JobGraph(spec)
+    oracle = oracle or oracle_parallelism(spec, rate_rps)
+    candidates = _joint_candidates(graph, options)
+    seeds = [frozenset(e for e in seed if e in candidates) for seed in seeds]
+    search = _JointSearch(graph, rate_rps, model, candidates)
+    chosen: set[EdgeKey] = set()
+    for members, edges in _groups(graph, candidates):
+        local_seeds = [frozenset(), frozenset(edges)] + [seed & frozenset(edges) for seed in seeds]
+        cut = search.best_cut(members, edges, local_seeds)
+        _, sized = search.evaluate(members, cut)
+        search.commit(sized)
+        chosen |= cut
+    # Whole-job seeds compared as wholes: a broadcast makes one group's parallelism another's input.
+    best = _joint_whole(graph, rate_rps, model, candidates, frozenset(chosen))
+    for seed in seeds:
+        other = _joint_whole(graph, rate_rps, model, candidates, seed)
+        if other[0] < best[0]:
+            best = other
+    _, fused, sized = best
+    return _joint_result(graph, rate_rps, model, candidates, fused, sized, oracle, search)
+
+
+def _joint_whole(
+    graph: JobGraph, rate_rps: float, model: CostModel, candidates: dict[EdgeKey, str], fused: frozenset[EdgeKey]
+) -> tuple[_Score, frozenset[EdgeKey], list[_Sized]]:
+    search = _JointSearch(graph, rate_rps, model, candidates)
+    score, sized = search.evaluate(list(graph.topological_order), fused)
+    return score, fused, sized
+
+
+def _joint_result(
+    graph: JobGraph,
+    rate_rps: float,
+    model: CostModel,
+    candidates: dict[EdgeKey, str],
+    fused: frozenset[EdgeKey],
+    sized: list[_Sized],
+    oracle: OracleResult,
+    search: _JointSearch,
+) -> JointPlan:
+    parallelism = {m: chain.parallelism for chain in sized for m in chain.shape.members}
+    demand = demand_rps(graph, graph.source_rates(rate_rps), parallelism)
+    inputs, stages = [], []
+    for chain in sorted(sized, key=lambda c: search.order[c.shape.head]):
+        shape = chain.shape
+        tree = [e for e in shape.internal if e[0] not in shape.sources]
+        name = flink_chain_name(graph, shape.head, tree, shape.sources)
+        stage_input = search.stage_input(shape, chain.parallelism)
+        inputs.append(
+            _StageInput(name, shape.head, shape.members, shape.internal, stage_input.composed_edges, chain.parallelism, None)
+        )
+    estimate = estimate_plan(graph, demand, inputs, model)
+    for stage_input, stage_estimate in zip(inputs, estimate.stages):
+        stages.append(
+            JointStage(stage_input.name, stage_input.head, stage_input.members, stage_input.parallelism, stage_estimate)
+        )
+    stage_of = {m: stage for stage in stages for m in stage.members}
+    edges = []
+    for key, how in candidates.items():
+        src, dst = key
+        if key in fused:
+            edges.append(JointEdge(src, dst, True, how, f"fused at p={parallelism[src]}"))
+            continue
+        edges.append(JointEdge(src, dst, False, "cut", _cut_reason(key, fused, stage_of, search, demand)))
+    return JointPlan(
+        rate_rps=rate_rps,
+        stages=tuple(stages),
+        edges=tuple(edges),
+        estimate=estimate,
+        parallelism={op.id: parallelism[op.id] for op in graph.spec.operators},
+        oracle_parallelism=dict(oracle.parallelism),
+        oracle_feasible=oracle.feasible,
+        searched=", ".join(sorted(search.searched)) or "nothing to search",
+    )
+
+
+def _cut_reason(
+    key: EdgeKey,
+    fused: frozenset[EdgeKey],
+    stage_of: dict[str, JointStage],
+    search: _JointSearch,
+    demand: dict[str, float],
+) -> str:
+    """Why a chainable edge stays cut: what fusing it (and only it) would cost, in tasks or in overload."""
+    up, down = stage_of[key[0]], stage_of[key[1]]
+    members = sorted(set(up.members) | set(down.members), key=search.order.__getitem__)
+    inside = set(members)
+    internal = [e for e in fused if e[0] in inside and e[1] in inside] + [key]
+    probe = search.fork(demand)
+    merged = probe.size(probe.shapes(members, internal)[0])
+    if merged.score[0] > 0:
+        return f"fused, the chain would not keep up ({fmt_ratio(merged.estimate.utilization)}x at p={merged.parallelism})"
+    text = f"fused, the chain would need p={merged.parallelism}; cut, {up.parallelism} + {down.parallelism} tasks"
+    if up.parallelism == down.parallelism:
+        text += f" (`{key[1]}` must start a new chain: Flink's startNewChain)"
+    return text
+
+
+def _with_joint_plan(plan: FusionPlan, model: CostModel, options: FlinkOptions) -> FusionPlan:
+    """The plan with what it is compared with: Flink's chaining at the spec's and at the oracle's
+    parallelism, the unfused job at the oracle's, and (our mode) the joint plan; and the notes."""
+    import dataclasses
+
+    spec, rate = plan.spec, plan.rate_rps
+
+    def flink_of(job: JobSpec) -> FusionPlan:
+        return plan_fusion(job, mode="flink", rate_rps=rate, cost_model=model, flink=options, joint=False)
+
+    flink_given = plan if plan.mode == "flink" else flink_of(spec)
+    oracle = oracle_parallelism(spec, rate)
+    flink_oracle = flink_of(retarget_parallelism(spec, oracle.parallelism))
+    compared = {
+        "spec": plan.before,
+        "given": plan.after,
+        "flink_given": flink_given.after,
+        "oracle": flink_oracle.before,
+        "flink_oracle": flink_oracle.after,
+    }
+    joint = None
+    if plan.mode == "ours":
+        graph = JobGraph(spec)
+        seed = frozenset(e for stage in flink_oracle.stages for e in internal_edges(graph, stage.members))
+        joint = plan_joint(spec, rate, model, options, seeds=[seed], oracle=oracle)
+        compared["joint"] = joint.estimate
+    notes = _notes(plan, flink_given, flink_oracle, joint)
+    return dataclasses.replace(plan, joint=joint, compared=compared, notes=tuple(notes))
+
+
+def _overload(estimate: PlanEstimate) -> str:
+    worst = max(estimate.stages, key=lambda s: s.utilization)
+    return f"`{worst.name}` at {fmt_ratio(worst.utilization)}x (p={worst.parallelism})"
+
+
+def _keeps_up(estimate: PlanEstimate) -> bool:
+    return estimate.max_utilization <= 1 + 1e-9
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _tasks_cpu(estimate: PlanEstimate) -> str:
+    return f"{_plural(estimate.tasks, 'task')}, {fmt_cpu(estimate.cpu_us_per_s)}"
+
+
+def _notes(plan: FusionPlan, flink_given: FusionPlan, flink_oracle: FusionPlan, joint: JointPlan | None) -> list[str]:
+    """Plain sentences for the summary: whether the spec keeps up, why this plan saves less than Flink's
+    chaining where it does, and the joint plan against Flink's chaining at the parallelism the job needs."""
+    notes = []
+    rate = f"{plan.rate_rps:,.0f} rec/s"
+    before = plan.before
+    if _keeps_up(before):
+        notes.append(f"The spec as written keeps up at its peak rate ({rate}).")
+    else:
+        share = 100.0 / before.max_utilization
+        notes.append(
+            f"The spec as written cannot keep up at its peak rate ({rate}): {_overload(before)}; "
+            f"the job would run at {share:.0f}% of the target."
+        )
+    if plan.mode == "ours":
+        ours, flink = plan.after, flink_given.after
+        less_cpu = flink.cpu_us_per_s < ours.cpu_us_per_s * (1 - 1e-9) - 1e-6
+        fewer_tasks = flink.tasks < ours.tasks
+        if less_cpu or fewer_tasks:
+            ours_fused = {(b.src, b.dst) for b in plan.boundaries if b.fused}
+            missing = [b for b in flink_given.boundaries if b.fused and (b.src, b.dst) not in ours_fused]
+            by_edge = {(b.src, b.dst): b for b in plan.boundaries}
+            whys = []
+            for boundary in missing[:3]:
+                ours_boundary = by_edge[(boundary.src, boundary.dst)]
+                reason = ours_boundary.reasons[0] if ours_boundary.reasons else "not fused"
+                whys.append(f"`{boundary.src} -> {boundary.dst}`: {reason}")
+            if len(missing) > 3:
+                whys.append(f"{len(missing) - 3} more in the edges table")
+            gap = []
+            if less_cpu:
+                gap.append(f"{fmt_cpu(ours.cpu_us_per_s - flink.cpu_us_per_s)} less CPU")
+            if fewer_tasks:
+                gap.append(_plural(ours.tasks - flink.tasks, "fewer task"))
+            text = (
+                f"At the spec's parallelism this plan fuses less than Flink's chaining (--mode flink runs "
+                f"with {' and '.join(gap)}). " + ("Why: " + "; ".join(whys) + "." if whys else "")
+            )
+            if flink.max_utilization > max(1.0, ours.max_utilization) * (1 + 1e-9):
+                text += f" Flink's chains would run {_overload(flink)}, this plan's worst is {fmt_ratio(ours.max_utilization)}x."
+            notes.append(text.strip())
+    fo = flink_oracle.after
+    flink_text = f"Flink's chaining at the oracle's parallelism: {_tasks_cpu(fo)}"
+    if _keeps_up(fo):
+        flink_text += ", keeps up."
+    else:
+        flink_text += f", does not keep up: {_overload(fo)}, chained operators share one thread."
+    if joint is None:
+        notes.append(flink_text)
+        return notes
+    est = joint.estimate
+    vertices = f"{est.vertices} vert{'ices' if est.vertices != 1 else 'ex'}"
+    text = f"Joint plan (chains and parallelism for {rate}): {_tasks_cpu(est)} in {vertices}"
+    if joint.keeps_up:
+        text += ", keeps up."
+    elif not joint.oracle_feasible:
+        text += f", cannot keep up: no parallelism within max_parallelism does ({_overload(est)})."
+    else:
+        text += f", does not keep up: {_overload(est)}."
+    notes.append(text)
+    notes.append(flink_text)
+    if est.tasks > fo.tasks:
+        why = "its chains do not keep up" if not _keeps_up(fo) else "the search did not find Flink's cut (please report)"
+        notes.append(f"The joint plan runs {_plural(est.tasks - fo.tasks, 'more task')} than Flink's chaining there: {why}.")
+    if est.cpu_us_per_s > fo.cpu_us_per_s * (1 + 1e-9) + 1e-6:
+        flink_fused = {e for stage in flink_oracle.stages for e in internal_edges(JobGraph(plan.spec), stage.members)}
+        cut = [e for e in joint.edges if not e.fused and (e.src, e.dst) in flink_fused]
+        extra = fmt_cpu(est.cpu_us_per_s - fo.cpu_us_per_s)
+        if not _keeps_up(fo):
+            why = "Flink's chains do not keep up"
+        elif cut:
+            why = "it cuts " + ", ".join(f"`{e.src} -> {e.dst}`" for e in cut[:3]) + " to run fewer tasks"
+        else:
+            why = "Flink's chaining copies less on this job"
+        notes.append(f"The joint plan uses {extra} more CPU than Flink's chaining there: {why}.")
+    return notes

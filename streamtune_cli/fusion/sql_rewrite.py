@@ -1,17 +1,20 @@
 """SQL expression rewriting for semantic fusion: substitute projected columns into later expressions, so a
 filter can move before a projection and a chain of filters/projections/maps becomes one pass.
 
-Pure text work on a small tokenizer (no polars, no eval): a rewrite either accounts for every column reference
-or gives up (returns None), so it never silently changes meaning.
+The rewrites work on the syntax tree of the spec's Flink SQL dialect (`streamtune_cli.spec.sql`): a column
+reference is a Column node, never a word that happens to look like one, so function names, keywords, string
+literals, units (`TIMESTAMPADD(HOUR, ...)`) and types (`CAST(x AS DOUBLE)`) are left alone by construction.
+A rewrite either accounts for every column reference or gives up (returns None), so it never silently
+changes meaning; substituted expressions are parenthesised unless they are atoms, so precedence is kept.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from streamtune_cli.spec.models import Operator, OperatorKind
+from streamtune_cli.spec.sql import SqlExpressionError, parse_expression, to_sql
 
 __all__ = [
     "STATELESS_KINDS",
@@ -25,103 +28,98 @@ __all__ = [
 
 STATELESS_KINDS = frozenset({OperatorKind.filter, OperatorKind.project, OperatorKind.map, OperatorKind.flat_map})
 
-_TOKEN = re.compile(
-    r"""(?P<ws>\s+)
-      |(?P<str>'(?:[^']|'')*')
-      |(?P<qid>"(?:[^"]|"")*")
-      |(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-      |(?P<id>[A-Za-z_][A-Za-z0-9_]*)
-      |(?P<op>.)""",
-    re.VERBOSE | re.DOTALL,
-)
 
-# Words that are never column references. A column that happens to be named like one of them makes the
-# rewrite give up rather than guess (see _references).
-_KEYWORDS = frozenset(
-    """AND OR NOT IN IS NULL TRUE FALSE LIKE ILIKE BETWEEN CASE WHEN THEN ELSE END CAST AS DISTINCT
-    INTERVAL DATE TIME TIMESTAMP SECOND SECONDS MINUTE MINUTES HOUR HOURS DAY DAYS WEEK MONTH YEAR
-    ESCAPE SIMILAR TO ASC DESC""".split()
-)
+def _tree(sql: str) -> Any | None:
+    try:
+        return parse_expression(sql)
+    except SqlExpressionError:
+        return None
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    text: str
+def _columns(tree: Any) -> list[Any] | None:
+    """Every column reference of `tree`; None when one is qualified (`t.col`, `row.field`): not modelled."""
+    from sqlglot import exp
 
-
-def _tokens(sql: str) -> list[_Token]:
-    return [_Token(m.lastgroup or "op", m.group()) for m in _TOKEN.finditer(sql)]
-
-
-def _references(tokens: list[_Token]) -> list[tuple[int, str]] | None:
-    """(token index, column name) of every column reference; None when the text has parts we do not model
-    (qualified names `t.col`)."""
     found = []
-    significant = [i for i, t in enumerate(tokens) if t.kind != "ws"]
-    for pos, i in enumerate(significant):
-        token = tokens[i]
-        if token.kind not in ("id", "qid"):
-            continue
-        prev_text = tokens[significant[pos - 1]].text if pos > 0 else ""
-        next_text = tokens[significant[pos + 1]].text if pos + 1 < len(significant) else ""
-        if prev_text == "." or next_text == ".":
+    for node in tree.find_all(exp.Column):
+        if node.table or isinstance(node.parent, exp.Dot):
             return None
-        if token.kind == "id":
-            if next_text == "(":
-                continue  # a function name
-            if token.text.upper() in _KEYWORDS or prev_text.upper() == "AS":
-                continue  # keyword, or the type in CAST(x AS DOUBLE)
-            found.append((i, token.text))
-        else:
-            found.append((i, token.text[1:-1].replace('""', '"')))
+        found.append(node)
     return found
 
 
 def column_references(sql: str) -> set[str] | None:
-    refs = _references(_tokens(sql))
-    return None if refs is None else {name for _, name in refs}
+    """Names of the columns `sql` reads; None when it does not parse or reads qualified names."""
+    tree = _tree(sql)
+    refs = None if tree is None else _columns(tree)
+    return None if refs is None else {node.name for node in refs}
 
 
-def _is_atom(sql: str) -> bool:
-    significant = [t for t in _tokens(sql) if t.kind != "ws"]
-    return len(significant) == 1 and significant[0].kind in ("id", "qid", "num", "str")
+def _is_atom(tree: Any) -> bool:
+    """Whether `tree` binds tighter than any operator (needs no parentheses where it is put)."""
+    from sqlglot import exp
+
+    if isinstance(tree, (exp.Column, exp.Literal, exp.Boolean, exp.Null, exp.Paren)):
+        return True
+    # Calls, CAST(...), EXTRACT(...), CASE ... END delimit themselves; operators (||, +, AND, ...) do not.
+    return isinstance(tree, exp.Func) and not isinstance(tree, (exp.Binary, exp.Unary, exp.Connector, exp.Predicate))
+
+
+def _grouped(tree: Any) -> Any:
+    from sqlglot import exp
+
+    return tree if _is_atom(tree) else exp.Paren(this=tree)
+
+
+def _substitute(tree: Any, columns: dict[str, Any]) -> Any | None:
+    """`tree` with each column replaced by a copy of its defining tree in `columns`; None when one is missing."""
+    refs = _columns(tree)
+    if refs is None or any(node.name not in columns for node in refs):
+        return None
+    for node in refs:
+        if node is tree:  # the whole expression is one column: its definition needs no parentheses
+            return columns[node.name].copy()
+        node.replace(_grouped(columns[node.name].copy()))
+    return tree
+
+
+def _trees(columns: dict[str, str]) -> dict[str, Any] | None:
+    parsed = {}
+    for name, sql in columns.items():
+        tree = _tree(sql)
+        if tree is None:
+            return None
+        parsed[name] = tree
+    return parsed
 
 
 def substitute_columns(sql: str, columns: dict[str, str]) -> str | None:
     """`sql` with every column reference replaced by its defining expression in `columns`.
 
-    None when a reference is not defined there, or when a keyword-like word could be a column of `columns`:
+    None when a reference is not defined there, is qualified, or when `sql` or a definition does not parse:
     the caller then keeps the original order instead of composing.
     """
-    tokens = _tokens(sql)
-    refs = _references(tokens)
-    if refs is None:
+    tree = _tree(sql)
+    defined = _trees(columns)
+    if tree is None or defined is None:
         return None
-    lowered = {name.lower() for name in columns}
-    for token in tokens:
-        if token.kind == "id" and token.text.upper() in _KEYWORDS and token.text.lower() in lowered:
-            return None
-    out = [t.text for t in tokens]
-    for index, name in refs:
-        if name not in columns:
-            return None
-        expr = columns[name].strip()
-        out[index] = expr if _is_atom(expr) else f"({expr})"
-    return "".join(out)
+    result = _substitute(tree, defined)
+    return None if result is None else to_sql(result)
 
 
 def keeps_columns(op: Operator, names: Sequence[str]) -> bool | None:
     """Whether `op` passes the named columns through unchanged: True/False, or None when it cannot be told
     (an operator without declared columns that may reshape records)."""
+    from sqlglot import exp
+
     if op.columns is None:
         return True if op.kind == OperatorKind.filter else None
     for name in names:
         expr = op.columns.get(name)
         if expr is None:
             return False
-        refs = column_references(expr)
-        if refs != {name} or not _is_atom(expr):
+        tree = _tree(expr)
+        if not (isinstance(tree, exp.Column) and not tree.table and tree.name == name):
             return False
     return True
 
@@ -143,19 +141,26 @@ class Composition:
     columns: dict[str, str] | None
 
 
-def _conjunction(predicates: list[str]) -> str | None:
+def _conjunction(predicates: list[Any]) -> str | None:
+    from sqlglot import exp
+
     if not predicates:
         return None
     if len(predicates) == 1:
-        return predicates[0]
-    return " AND ".join(p if _is_atom(p) else f"({p})" for p in predicates)
+        return to_sql(predicates[0])
+    combined = _grouped(predicates[0])
+    for predicate in predicates[1:]:
+        combined = exp.And(this=combined, expression=_grouped(predicate))
+    return to_sql(combined)
 
 
 def compose_stateless(ops: Sequence[Operator]) -> Composition | None:
     """One filter/map/project equivalent to running `ops` in order; None when any member's semantics are
     not declared (cost-only operators, flat_map, keyed state) or a rewrite cannot account for a column."""
-    columns: dict[str, str] | None = None
-    predicates: list[str] = []
+    columns: dict[str, Any] | None = None  # name -> tree over the chain's input
+    predicates: list[Any] = []
+    texts: list[str] = []  # the predicates as written, while no projection came before them
+    column_texts: dict[str, str] | None = None  # the columns as written, while nothing was substituted
     kinds = set()
     for op in ops:
         if op.kind not in (OperatorKind.filter, OperatorKind.map, OperatorKind.project):
@@ -166,27 +171,38 @@ def compose_stateless(ops: Sequence[Operator]) -> Composition | None:
         if op.kind == OperatorKind.filter:
             if op.predicate is None:
                 return None
-            predicate = op.predicate if columns is None else substitute_columns(op.predicate, columns)
-            if predicate is None:
+            tree = _tree(op.predicate)
+            if tree is None:
                 return None
-            predicates.append(predicate)
+            if columns is None:
+                texts.append(op.predicate)
+            else:
+                tree = _substitute(tree, columns)
+                if tree is None:
+                    return None
+            predicates.append(tree)
         elif op.columns is None:
             return None
         if op.columns is not None:
+            defined = _trees(op.columns)
+            if defined is None:
+                return None
             if columns is None:
-                columns = dict(op.columns)
+                column_texts = dict(op.columns)
             else:
-                composed: dict[str, str] = {}
-                for name, expr in op.columns.items():
-                    rewritten = substitute_columns(expr, columns)
-                    if rewritten is None:
+                for name, tree in list(defined.items()):
+                    composed = _substitute(tree, columns)
+                    if composed is None:
                         return None
-                    composed[name] = rewritten
-                columns = composed
+                    defined[name] = composed
+                column_texts = {name: to_sql(tree) for name, tree in defined.items()}
+            columns = defined
     if predicates:
         kind = OperatorKind.filter
     elif OperatorKind.map in kinds:
         kind = OperatorKind.map
     else:
         kind = OperatorKind.project
-    return Composition(kind=kind, predicate=_conjunction(predicates), columns=columns)
+    # One predicate that needed no rewrite keeps its text exactly as the user wrote it.
+    predicate = texts[0] if len(predicates) == 1 and len(texts) == 1 else _conjunction(predicates)
+    return Composition(kind=kind, predicate=predicate, columns=column_texts)

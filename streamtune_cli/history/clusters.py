@@ -32,6 +32,8 @@ __all__ = [
     "assign_graph",
     "assign_spec",
     "ClusterModel",
+    "MAX_EDIT_COST",
+    "graph_problem",
 ]
 
 CLUSTERS_FORMAT = "streamtune-clusters"
@@ -49,20 +51,70 @@ def graph_to_json(graph: nx.DiGraph) -> dict[str, Any]:
     }
 
 
+def graph_problem(data: Any) -> tuple[tuple[Any, ...], str] | None:
+    """Why `data` is not a medoid DAG as graph_to_json writes it, with the JSON path (inside the graph) of the
+    offending value; None when it is one. Node kinds and partitionings must be the spec's, ids unique, every
+    edge between two known nodes, no self-loop, no repeated edge and no cycle: a medoid is a job's DAG."""
+    from streamtune_cli.spec.models import OperatorKind, Partitioning
+
+    if not isinstance(data, dict):
+        return (), "must be an object with nodes and edges"
+    nodes, edges = data.get("nodes"), data.get("edges")
+    if not isinstance(nodes, list) or not nodes:
+        return ("nodes",) if "nodes" in data else (), "nodes must be a non-empty list"
+    if not isinstance(edges, list):
+        return ("edges",) if "edges" in data else (), "edges must be a list"
+    kinds = {k.value for k in OperatorKind}
+    partitionings = {p.value for p in Partitioning}
+    seen: set[str] = set()
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not isinstance(node.get("id"), str) or not node["id"]:
+            return ("nodes", i), "a node must be an object with a non-empty string id"
+        if node.get("kind") not in kinds:
+            return ("nodes", i, "kind"), f"unknown operator kind {str(node.get('kind'))[:40]!r} (one of {', '.join(sorted(kinds))})"
+        if node["id"] in seen:
+            return ("nodes", i, "id"), f"node id {node['id'][:40]!r} appears twice"
+        seen.add(node["id"])
+    pairs: set[tuple[str, str]] = set()
+    for i, edge in enumerate(edges):
+        if not isinstance(edge, dict) or not isinstance(edge.get("from"), str) or not isinstance(edge.get("to"), str):
+            return ("edges", i), "an edge must be an object with string from and to"
+        src, dst = edge["from"], edge["to"]
+        for end in ("from", "to"):
+            if edge[end] not in seen:
+                return ("edges", i, end), f"edge {src[:40]!r} -> {dst[:40]!r} names an unknown node"
+        if src == dst:
+            return ("edges", i), f"edge {src[:40]!r} -> {dst[:40]!r} is a self-loop; a job's DAG has none"
+        if (src, dst) in pairs:
+            return ("edges", i), f"edge {src[:40]!r} -> {dst[:40]!r} appears twice"
+        pairs.add((src, dst))
+        if edge.get("partitioning") not in partitionings:
+            return ("edges", i, "partitioning"), f"unknown partitioning {str(edge.get('partitioning'))[:40]!r} (one of {', '.join(sorted(partitionings))})"
+    graph = nx.DiGraph(list(pairs))
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(u[:40] for u, _ in nx.find_cycle(graph))
+        return ("edges",), f"the edges form a cycle ({cycle} -> ...); a job's graph is a DAG"
+    return None
+
+
 def graph_from_json(data: Any, where: str) -> nx.DiGraph:
-    """The inverse of graph_to_json; a malformed graph raises an error naming `where`."""
-    try:
-        graph = nx.DiGraph()
-        for node in data["nodes"]:
-            graph.add_node(str(node["id"]), kind=str(node["kind"]))
-        for edge in data["edges"]:
-            src, dst = str(edge["from"]), str(edge["to"])
-            if src not in graph or dst not in graph:
-                raise KeyError(f"edge {src} -> {dst} names an unknown node")
-            graph.add_edge(src, dst, partitioning=str(edge["partitioning"]))
-    except (KeyError, TypeError) as exc:
-        raise HistoryError(where, f"malformed medoid graph: {exc}") from None
+    """The inverse of graph_to_json; a malformed graph (see graph_problem) raises an error naming `where`."""
+    problem = graph_problem(data)
+    if problem is not None:
+        sub, message = problem
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in sub)
+        raise HistoryError(where, f"malformed medoid graph{(' at ' + at.lstrip('.')) if at else ''}: {message}")
+    graph = nx.DiGraph()
+    for node in data["nodes"]:
+        graph.add_node(node["id"], kind=node["kind"])
+    for edge in data["edges"]:
+        graph.add_edge(edge["from"], edge["to"], partitioning=edge["partitioning"])
     return graph
+
+
+# Edit costs in clusters.json: non-negative and at most this, so sums over thousands of edits stay exact
+# floats (a cost of 1e308 would overflow to infinity in the search and in the bounds).
+MAX_EDIT_COST = 1e6
 
 
 def _costs_to_json(costs: Any) -> dict[str, float]:
@@ -198,33 +250,51 @@ class ClusterModel:
 
 
 def load_clusters(path: str | Path) -> ClusterModel:
-    """Read and check a clusters.json; every problem names the file."""
+    """Read and check a clusters.json; every problem names the file, and the position of the bad value."""
+    from streamtune_cli.errors import Problem
     from streamtune_cli.ged import EditCosts
+    from streamtune_cli.io import locate_json_path
 
     path = Path(path)
     data = read_json(path, "clusters file")
+
+    def fail(json_path: tuple[Any, ...], message: str) -> HistoryError:
+        return HistoryError.from_problems([Problem(locate_json_path(path, json_path), message)])
+
     if not isinstance(data, dict) or data.get("format") != CLUSTERS_FORMAT:
         raise HistoryError(path, f"not a clusters file (expected format {CLUSTERS_FORMAT!r}; build one with `streamtune cluster build`)")
     version = data.get("version")
-    if not isinstance(version, int) or version > CLUSTERS_VERSION or version < 1:
-        raise HistoryError(path, f"clusters file version {version!r} is not supported (this streamtune reads {CLUSTERS_VERSION})")
+    if isinstance(version, bool) or not isinstance(version, int) or version > CLUSTERS_VERSION or version < 1:
+        raise fail(("version",), f"clusters file version {str(version)[:40]} is not supported (this streamtune reads {CLUSTERS_VERSION})")
     clusters = data.get("clusters")
     if not isinstance(clusters, list) or not clusters:
-        raise HistoryError(path, "clusters file has no clusters")
+        raise fail(("clusters",), "clusters file has no clusters")
     medoids = []
     for i, cluster in enumerate(clusters):
         if not isinstance(cluster, dict) or not isinstance(cluster.get("medoid"), dict):
-            raise HistoryError(path, f"clusters[{i}] has no medoid")
+            raise fail(("clusters", i), f"clusters[{i}] has no medoid")
         families = cluster.get("families", {})
         if not isinstance(families, dict) or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in families.values()
         ):
-            raise HistoryError(path, f"clusters[{i}].families must map family names to run counts")
-        medoids.append(graph_from_json(cluster["medoid"].get("graph"), f"{path}: clusters[{i}].medoid.graph"))
-    try:
-        costs = EditCosts(**data.get("costs", {}))
-    except (TypeError, ValueError) as exc:
-        raise HistoryError(path, f"invalid edit costs: {exc}") from None
+            raise fail(("clusters", i, "families"), f"clusters[{i}].families must map family names to run counts")
+        graph = cluster["medoid"].get("graph")
+        problem = graph_problem(graph)
+        if problem is not None:
+            sub, message = problem
+            at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in sub)
+            raise fail(("clusters", i, "medoid", "graph", *sub), f"clusters[{i}].medoid.graph{at}: malformed medoid graph: {message}")
+        medoids.append(graph_from_json(graph, f"{path}: clusters[{i}].medoid.graph"))
+    costs_data = data.get("costs", {})
+    if not isinstance(costs_data, dict):
+        raise fail(("costs",), "costs must be an object of edit costs")
+    known = {f.name for f in dataclasses.fields(EditCosts)}
+    for name, value in costs_data.items():
+        if name not in known:
+            raise fail(("costs", name), f"unknown edit cost {name[:40]!r} (known: {', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= MAX_EDIT_COST:
+            raise fail(("costs", name), f"edit cost {name} must be a number from 0 to {MAX_EDIT_COST:g}, not {str(value)[:40]}")
+    costs = EditCosts(**{name: float(value) for name, value in costs_data.items()})
     return ClusterModel(path, data, medoids, costs)
 
 

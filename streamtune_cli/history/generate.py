@@ -2,12 +2,17 @@
 
 Run i of seed S depends only on (S, i): its family, spec, rate, parallelism plan and measurement noise are
 drawn from numpy's Generator seeded with [S, i], so `--jobs 100` is the first 100 runs of `--jobs 2000`.
+That also makes generation resumable: runs already in the history (an interrupted or shorter earlier
+generation with the same seed) are skipped, and only the missing ones are simulated and written.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,6 +39,7 @@ __all__ = [
     "forward_groups",
     "default_workers",
     "capped_workers",
+    "run_id_for",
 ]
 
 # Each run measures one window per entry, in a shuffled order: provisioning relative to the oracle.
@@ -60,11 +66,19 @@ class GeneratedRun:
 
 @dataclass
 class GenerateSummary:
+    """What one generate call did: `runs` and `rows` written now; `already_present` runs found and skipped."""
+
     out: Path
     runs: int
     rows: int
     parts: list[Path] = field(default_factory=list)
     families: dict[str, int] = field(default_factory=dict)
+    already_present: int = 0
+
+
+def run_id_for(seed: int, index: int) -> str:
+    """The id of run `index` of seed `seed`: the same in every generation, which is what resuming relies on."""
+    return f"gen-{seed}-{index:06d}"
 
 
 def forward_groups(graph: JobGraph) -> list[list[str]]:
@@ -154,7 +168,7 @@ def simulate_run(seed: int, index: int, families: Sequence[Family] = FAMILIES, *
     """Run `index` of a history generated with `seed`: draw a job, then measure each window of WINDOW_PLAN."""
     rng = np.random.default_rng([seed, index])
     family = families[int(rng.integers(len(families)))]
-    run_id = f"gen-{seed}-{index:06d}"
+    run_id = run_id_for(seed, index)
     spec, variant, oracle = _draw_feasible(family, rng, name=f"{family.name}-{index:06d}")
     graph = JobGraph(spec)
     groups = forward_groups(graph)
@@ -185,12 +199,12 @@ def simulate_run(seed: int, index: int, families: Sequence[Family] = FAMILIES, *
     return GeneratedRun(run_id, family.name, variant, spec, graph, seed, windows, plan, oracle_full)
 
 
-def _simulate_chunk(seed: int, start: int, stop: int, family_names: tuple[str, ...], noise: float) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    """Runs [start, stop) as history tables; runs in a worker process, so it takes and returns plain data."""
+def _simulate_chunk(seed: int, indices: Sequence[int], family_names: tuple[str, ...], noise: float) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """The given runs as history tables; runs in a worker process, so it takes and returns plain data."""
     families = [next(f for f in FAMILIES if f.name == name) for name in family_names]
     builder = RunsBuilder()
     counts: dict[str, int] = {}
-    for index in range(start, stop):
+    for index in indices:
         run = simulate_run(seed, index, families, noise=noise)
         builder.add_run(
             run.run_id,
@@ -206,6 +220,35 @@ def _simulate_chunk(seed: int, start: int, stop: int, family_names: tuple[str, .
         counts[run.family] = counts.get(run.family, 0) + 1
     runs, rows = builder.tables()
     return runs, rows, counts
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool worker initializer: the worker ends when the generating process ends, even by kill -9.
+
+    On Linux the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a daemon
+    thread watches the parent's pid. Either way a parent that died before this ran is noticed at once.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                threading.Event().wait(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _available_cores() -> int:
@@ -241,54 +284,69 @@ def generate_history(
     progress: Callable[[int], None] | None = None,
     runs_per_part: int = _RUNS_PER_PART,
 ) -> GenerateSummary:
-    """Generate `jobs` runs into the history at `out` (created if needed), one atomic part per `runs_per_part`.
+    """Make the history at `out` (created if needed) hold runs 0..jobs-1 of `seed`, one atomic part per block
+    of `runs_per_part` runs.
 
-    The result does not depend on `workers`: chunks of runs are simulated in parallel and written in order.
+    Resumable and idempotent: runs already present (from an interrupted or shorter generation with this seed)
+    are skipped, so running the same command again after a kill finishes the work, and running it once more
+    writes nothing. Each block's missing runs become one part, written whole or not at all. The result does
+    not depend on `workers`: chunks of runs are simulated in parallel and written in order.
     """
     if jobs < 1:
         raise ValueError("jobs must be >= 1")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if runs_per_part < 1:
+        raise ValueError(f"runs_per_part must be >= 1, got {runs_per_part}")
     names = tuple(f.name for f in families)
-    chunk = max(1, min(50, runs_per_part))
-    bounds = [(start, min(start + chunk, jobs)) for start in range(0, jobs, chunk)]
-    workers = capped_workers(default_workers(jobs) if workers is None else workers, len(bounds))
     store = HistoryStore.create(out)
+    store.remove_stale_temporaries()  # of a generation killed before it could clean up
+    present = store.run_ids()
     summary = GenerateSummary(out=Path(out), runs=0, rows=0)
-    pending_runs: list[pa.Table] = []
-    pending_rows: list[pa.Table] = []
+    chunk = max(1, min(50, runs_per_part))
+    # Blocks of runs_per_part consecutive runs, each written as one part; within a block, chunks of work.
+    blocks: list[list[list[int]]] = []
+    for block_start in range(0, jobs, runs_per_part):
+        todo = [i for i in range(block_start, min(block_start + runs_per_part, jobs)) if run_id_for(seed, i) not in present]
+        summary.already_present += min(block_start + runs_per_part, jobs) - block_start - len(todo)
+        if todo:
+            blocks.append([todo[j : j + chunk] for j in range(0, len(todo), chunk)])
+    if progress is not None and summary.already_present:
+        progress(summary.already_present)
+    chunks = [c for block in blocks for c in block]
+    if not chunks:
+        return summary
+    workers = capped_workers(default_workers(sum(map(len, chunks))) if workers is None else workers, len(chunks))
 
-    def flush() -> None:
-        if not pending_runs:
-            return
-        runs, rows = pa.concat_tables(pending_runs), pa.concat_tables(pending_rows)
+    def write_block(results: list[tuple[pa.Table, pa.Table, dict[str, int]]]) -> None:
+        runs = pa.concat_tables([r[0] for r in results])
+        rows = pa.concat_tables([r[1] for r in results])
         summary.parts.append(store.append(runs, rows))
         summary.runs += runs.num_rows
         summary.rows += rows.num_rows
-        pending_runs.clear()
-        pending_rows.clear()
+        for _, _, counts in results:
+            for name, count in counts.items():
+                summary.families[name] = summary.families.get(name, 0) + count
 
-    def collect(result: tuple[pa.Table, pa.Table, dict[str, int]], n: int) -> None:
-        runs, rows, counts = result
-        pending_runs.append(runs)
-        pending_rows.append(rows)
-        for name, count in counts.items():
-            summary.families[name] = summary.families.get(name, 0) + count
-        if sum(t.num_rows for t in pending_runs) >= runs_per_part:
-            flush()
-        if progress is not None:
-            progress(n)
+    def run_blocks(simulate: Callable[[list[int]], tuple[pa.Table, pa.Table, dict[str, int]]]) -> None:
+        for block in blocks:
+            results = []
+            for indices in block:
+                results.append(simulate(indices))
+                if progress is not None:
+                    progress(len(indices))
+            write_block(results)
 
     if workers == 1:
-        for start, stop in bounds:
-            collect(_simulate_chunk(seed, start, stop, names, noise), stop - start)
+        run_blocks(lambda indices: _simulate_chunk(seed, indices, names, noise))
     else:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_simulate_chunk, seed, start, stop, names, noise) for start, stop in bounds]
-            for (start, stop), future in zip(bounds, futures):
-                collect(future.result(), stop - start)
-    flush()
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+        try:
+            futures = iter([pool.submit(_simulate_chunk, seed, indices, names, noise) for indices in chunks])
+            run_blocks(lambda indices: next(futures).result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     summary.families = dict(sorted(summary.families.items()))
     return summary

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+from pydantic import ValidationError
 
-from streamtune_cli.history.records import labeled_graph_from_spec_json
-from streamtune_cli.history.store import HistoryStore
+from streamtune_cli.errors import SpecError
+from streamtune_cli.history.records import labeled_graph_from_spec
+from streamtune_cli.history.store import HistoryError, HistoryStore
 from streamtune_cli.definitions import RATE_TOLERANCE
 
 __all__ = ["history_stats", "DagGroup", "dag_groups"]
@@ -20,6 +23,13 @@ def history_stats(store: HistoryStore | str | Path) -> dict[str, Any]:
     import polars as pl
 
     store = store if isinstance(store, HistoryStore) else HistoryStore.open(store)
+    with store.reading():
+        return _stats(store)
+
+
+def _stats(store: HistoryStore) -> dict[str, Any]:
+    import polars as pl
+
     runs = store.scan("runs")
     rows = store.scan("rows")
     run_summary = runs.select(
@@ -78,6 +88,30 @@ def history_stats(store: HistoryStore | str | Path) -> dict[str, Any]:
     }
 
 
+def _stored_graph(store: HistoryStore, run_id: Any, spec_json: Any) -> nx.DiGraph:
+    """A run's labeled DAG from its stored spec; a null, non-JSON or invalid spec is a HistoryError naming the part."""
+    try:
+        if not isinstance(spec_json, str):
+            raise ValueError("spec_json is null" if spec_json is None else f"spec_json is a {type(spec_json).__name__}, not text")
+        try:
+            data = json.loads(spec_json)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"spec_json is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError("spec_json is not a JSON object")
+        try:
+            return labeled_graph_from_spec(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            raise ValueError(f"spec_json is not a valid job spec ({where}: {first['msg'][:120]})") from None
+        except (SpecError, ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"spec_json is not a valid job spec ({' '.join(str(exc).split())[:160]})") from None
+    except ValueError as exc:
+        where = store.part_file_of(str(run_id)) or store.root
+        raise HistoryError(where, f"run {run_id!r}: {exc}; this part was not written by streamtune or is damaged") from None
+
+
 @dataclass
 class DagGroup:
     """Runs that share one DAG structure (same canonical hash), with one labeled graph for all of them."""
@@ -94,17 +128,18 @@ def dag_groups(store: HistoryStore | str | Path) -> list[DagGroup]:
     import polars as pl
 
     store = store if isinstance(store, HistoryStore) else HistoryStore.open(store)
-    runs = store.scan("runs").select("run_id", "family", "dag_hash").collect()
-    firsts = (
-        store.scan("runs")
-        .with_row_index("order")
-        .group_by("dag_hash")
-        .agg(pl.col("order").first(), pl.col("run_id").first(), pl.col("spec_json").first())
-        .sort("order")
-        .collect()
-    )
+    with store.reading():
+        runs = store.scan("runs").select("run_id", "family", "dag_hash").collect()
+        firsts = (
+            store.scan("runs")
+            .with_row_index("order")
+            .group_by("dag_hash")
+            .agg(pl.col("order").first(), pl.col("run_id").first(), pl.col("spec_json").first())
+            .sort("order")
+            .collect()
+        )
     groups = {
-        r["dag_hash"]: DagGroup(r["dag_hash"], labeled_graph_from_spec_json(r["spec_json"]), representative=r["run_id"])
+        r["dag_hash"]: DagGroup(r["dag_hash"], _stored_graph(store, r["run_id"], r["spec_json"]), representative=r["run_id"])
         for r in firsts.iter_rows(named=True)
     }
     for run_id, family, dag_hash in runs.iter_rows():

@@ -15,7 +15,7 @@ from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.loader import spec_to_data
 from streamtune_cli.spec.models import JobSpec
 
-__all__ = ["RunsBuilder", "dag_hash", "labeled_graph_from_spec_json"]
+__all__ = ["RunsBuilder", "dag_hash", "labeled_graph_from_spec", "labeled_graph_from_spec_json"]
 
 
 def _structure_key(graph: nx.DiGraph) -> tuple[Any, ...]:
@@ -58,9 +58,14 @@ def dag_hash(labeled: nx.DiGraph) -> str:
     return found
 
 
+def labeled_graph_from_spec(data: dict[str, Any]) -> nx.DiGraph:
+    """The labeled DAG (node `kind`, edge `partitioning`) of a run, from its stored spec (parsed JSON)."""
+    return JobGraph(JobSpec.model_validate(data)).labeled()
+
+
 def labeled_graph_from_spec_json(spec_json: str) -> nx.DiGraph:
-    """The labeled DAG (node `kind`, edge `partitioning`) of a run, from its stored spec JSON."""
-    return JobGraph(JobSpec.model_validate(json.loads(spec_json))).labeled()
+    """labeled_graph_from_spec from the stored spec's JSON text."""
+    return labeled_graph_from_spec(json.loads(spec_json))
 
 
 class RunsBuilder:

@@ -7,8 +7,8 @@ Layout (docs/history.md):
     DIR/parts/part-NNNNNN-TOKEN/rows.parquet
 
 A part is written in full under a temporary name (`parts/.tmp-...`) and renamed into place in one step, so a
-reader sees either the whole part or none of it; a writer killed half-way leaves only a temporary folder,
-which readers ignore.
+reader sees either the whole part or none of it; a writer killed half-way leaves only a temporary folder
+(`.tmp-PID-...`), which readers ignore and the next writer removes once its process is gone.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import hashlib
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,7 +33,7 @@ from streamtune_cli.history.schema import (
     VERSION_METADATA_KEY,
     schema_for,
 )
-from streamtune_cli.io import read_json_file, write_json_atomic
+from streamtune_cli.io import fsync_dir, process_alive, read_json_file, sweep_stale_temps, write_json_atomic
 
 if TYPE_CHECKING:
     import polars as pl
@@ -94,6 +95,7 @@ class HistoryStore:
         if path.exists() and not path.is_dir():
             raise HistoryError(path, "exists and is not a folder; a history is a folder of Parquet parts")
         manifest = path / MANIFEST_NAME
+        sweep_stale_temps(manifest)
         if not manifest.exists():
             if path.exists() and any(p for p in path.iterdir() if not p.name.startswith(".")):
                 raise HistoryError(path, f"folder is not empty and has no {MANIFEST_NAME}; refusing to write a history into it")
@@ -112,7 +114,7 @@ class HistoryStore:
         manifest = path / MANIFEST_NAME
         if not manifest.is_file():
             raise HistoryError(
-                path, f"not a streamtune history (no {MANIFEST_NAME}); create one with `streamtune history generate` or `history add --to`"
+                path, f"not a streamtune history (no {MANIFEST_NAME}); create one with `streamtune history generate` or `history add --out`"
             )
         data = read_json(manifest, "history manifest")
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
@@ -192,18 +194,34 @@ class HistoryStore:
                 raise StreamtuneError(f"{self.root}: runs already in this history: {sorted(existing)[:5]}")
 
         self.parts_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_temporaries()
         token = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:12]
-        tmp = self.parts_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = self.parts_dir / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
             for name, table in (("rows", rows), ("runs", runs)):
                 _write_parquet(table, tmp / f"{name}.parquet")
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             final = self._commit(tmp, token)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary part folders whose writer process no longer exists (killed with -9); returns them."""
+        removed = []
+        if not self.parts_dir.is_dir():
+            return removed
+        for entry in self.parts_dir.iterdir():
+            if not entry.name.startswith(_TMP_PREFIX):
+                continue
+            pid_text = entry.name[len(_TMP_PREFIX) :].split("-", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or process_alive(int(pid_text)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        return removed
 
     def _commit(self, tmp: Path, token: str) -> Path:
         # Sequence numbers keep parts in append order; a concurrent writer may take the same number, and
@@ -217,7 +235,7 @@ class HistoryStore:
                 except OSError:
                     index += 1
                     continue
-                _fsync_dir(self.parts_dir)
+                fsync_dir(self.parts_dir)
                 return final
             index += 1
         raise StreamtuneError(f"{self.parts_dir}: could not name a new part")
@@ -241,8 +259,52 @@ class HistoryStore:
             schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
         if not paths:
             return schema.empty_table()
-        tables = [pq.read_table(p, columns=columns).cast(schema) for p in paths]
+        with self.reading():
+            tables = [pq.read_table(p, columns=columns).cast(schema) for p in paths]
         return pa.concat_tables(tables)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around any read of the parts: a part whose footer is valid but whose pages are garbled (which only
+        decoding reveals, deep inside polars or pyarrow) becomes a HistoryError naming that part's file."""
+        try:
+            yield
+        except HistoryError:
+            raise
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:  # polars reports some corruptions as a Rust panic, which is a BaseException
+            culprit = self.find_corrupt_file()
+            if culprit is None:
+                raise
+            path, why = culprit
+            raise HistoryError(path, f"corrupt Parquet data ({why}); restore this part from a backup or delete its folder") from None
+
+    def find_corrupt_file(self) -> tuple[Path, str] | None:
+        """The first part file that does not decode completely (with pyarrow and with polars), and why."""
+        import polars as pl
+
+        for table in _TABLES:
+            for path in self.files(table):
+                try:
+                    pq.read_table(path).validate(full=True)
+                    pl.read_parquet(path)
+                except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                    raise
+                except BaseException as exc:
+                    return path, _short(exc)
+        return None
+
+    def part_file_of(self, run_id: str, table: str = "runs") -> Path | None:
+        """The file of `table` that holds a run (for errors about one run's stored data)."""
+        for path in self.files(table):
+            try:
+                ids = pq.read_table(path, columns=["run_id"]).column("run_id").to_pylist()
+            except (OSError, pa.ArrowException):
+                continue
+            if run_id in ids:
+                return path
+        return None
 
     def run_ids(self) -> set[str]:
         return set(self.read("runs", ["run_id"]).column("run_id").to_pylist())
@@ -253,6 +315,11 @@ class HistoryStore:
         for part in self.parts():
             total += sum(f.stat().st_size for f in part.iterdir() if f.is_file())
         return total
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _check_version(path: Path, version: Any) -> None:
@@ -284,17 +351,3 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", compression_level=9, write_statistics=True)
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

@@ -1,18 +1,30 @@
 """FusionPlan reports: the JSON document, Markdown with a Mermaid DAG (fused stages as subgraphs), and rich
-tables for the terminal."""
+tables for the terminal that stay readable at 80 columns (no name split inside a word)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamtune_cli.fusion.plan import Boundary, FusionPlan, Savings
+from streamtune_cli.fusion.emit import joint_spec as _joint_spec
+from streamtune_cli.fusion.plan import COMPARED_PLANS, Boundary, FusionPlan, Savings
 from streamtune_cli.fusion.planner import fmt_bytes_per_s, fmt_cpu, fmt_ratio
 from streamtune_cli.report.markdown import fmt_number, md_table
 from streamtune_cli.report.mermaid import mermaid_flowchart
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import Edge, Operator
+from streamtune_cli.spec.models import Edge, JobSpec, Operator
 
-__all__ = ["fusion_json", "fusion_markdown", "fusion_renderables", "boundary_text", "savings_text"]
+__all__ = [
+    "fusion_json",
+    "fusion_markdown",
+    "fusion_renderables",
+    "boundary_text",
+    "savings_text",
+    "compared_rows",
+    "joint_spec",
+]
+
+# A word longer than this may still be folded in a terminal table (a column cannot grow without end).
+_LONGEST_UNSPLIT_WORD = 32
 
 
 def fusion_json(plan: FusionPlan) -> dict[str, Any]:
@@ -60,7 +72,51 @@ def _summary_rows(plan: FusionPlan) -> list[tuple[str, str]]:
         ("latency saved (longest path)", f"{savings.latency_ms:g} ms"),
         ("tasks", f"{before.tasks} -> {after.tasks}"),
         ("max utilization", f"{fmt_ratio(before.max_utilization)} -> {fmt_ratio(after.max_utilization)}"),
+        ("keeps up as written", "yes" if before.max_utilization <= 1 + 1e-9 else f"no ({fmt_ratio(before.max_utilization)}x)"),
     ]
+
+
+def joint_spec(plan: FusionPlan) -> JobSpec:
+    """The spec deployed as the plan's joint plan says (see fusion.emit.joint_spec)."""
+    if plan.joint is None:
+        raise ValueError("this plan has no joint plan (--mode flink)")
+    return _joint_spec(plan.spec, plan.joint)
+
+
+def compared_rows(plan: FusionPlan) -> list[list[str]]:
+    """One row per compared plan: name, tasks, CPU, worst utilization, keeps up."""
+    rows = []
+    for key, label in COMPARED_PLANS.items():
+        estimate = plan.compared.get(key)
+        if estimate is None:
+            continue
+        keeps_up = estimate.max_utilization <= 1 + 1e-9
+        rows.append(
+            [
+                label,
+                str(estimate.tasks),
+                fmt_cpu(estimate.cpu_us_per_s),
+                fmt_ratio(estimate.max_utilization),
+                "yes" if keeps_up else "no",
+            ]
+        )
+    return rows
+
+
+_COMPARED_HEADER = ["plan", "tasks", "CPU", "worst util", "keeps up"]
+
+
+def _joint_rows(plan: FusionPlan) -> list[list[str]]:
+    assert plan.joint is not None
+    return [
+        [stage.name, str(stage.parallelism), fmt_number(stage.estimate.input_rps), fmt_ratio(stage.estimate.utilization)]
+        for stage in plan.joint.stages
+    ]
+
+
+def _cut_rows(plan: FusionPlan) -> list[list[str]]:
+    assert plan.joint is not None
+    return [[f"{edge.src} → {edge.dst}", edge.reason] for edge in plan.joint.edges if not edge.fused]
 
 
 def fusion_markdown(plan: FusionPlan) -> str:
@@ -79,6 +135,19 @@ def fusion_markdown(plan: FusionPlan) -> str:
     groups = [(stage.name, list(stage.members)) for stage in plan.chains]
     lines = [f"# Fusion plan: {plan.spec.name}", ""]
     lines.append(md_table(["", "value"], _summary_rows(plan)))
+    lines += [f"- {note}" for note in plan.notes]
+    if plan.notes:
+        lines.append("")
+    if plan.compared:
+        lines += ["## Compared", "", f"Estimates at {plan.rate_rps:,.0f} rec/s, by the cost model below.", ""]
+        lines.append(md_table(_COMPARED_HEADER, compared_rows(plan), numeric=[False, True, True, True, False]))
+    if plan.joint is not None:
+        lines += ["## Joint plan", "", "Chains and parallelism decided together for the peak rate "
+                  f"(search: {plan.joint.searched}).", ""]
+        lines.append(md_table(["chain", "p", "input rec/s", "utilization"], _joint_rows(plan), numeric=[False, True, True, True]))
+        cuts = _cut_rows(plan)
+        if cuts:
+            lines.append(md_table(["chainable edge cut", "why"], cuts))
     lines += ["## DAG", "", "Fused stages are boxes; every edge says whether it is fused.", ""]
     lines += ["```mermaid", mermaid_flowchart(graph, node_label=node_label, edge_label=edge_label, groups=groups).rstrip(), "```", ""]
     lines += ["## Stages", ""]
@@ -119,58 +188,101 @@ def fusion_markdown(plan: FusionPlan) -> str:
     return "\n".join(lines)
 
 
+def _min_widths(header: list[str], rows: list[list[str]]) -> list[int]:
+    """Per column, the longest word in it (capped): a column at least that wide wraps only between words."""
+    widths = []
+    for i, title in enumerate(header):
+        words = [w for row in rows for w in str(row[i]).split()] + title.split()
+        widths.append(min(_LONGEST_UNSPLIT_WORD, max((len(w) for w in words), default=1)))
+    return widths
+
+
+def _table(title: str, header: list[str], rows: list[list[Any]], right: tuple[int, ...] = (), show_header: bool = True) -> Any:
+    """A rich table whose cells are plain text (names like `[hash(k)]` are not markup) and whose columns
+    wrap between words, so a name or path is never split inside a word at 80 columns."""
+    from rich.table import Table
+    from rich.text import Text
+
+    texts = [[cell if isinstance(cell, Text) else Text(str(cell)) for cell in row] for row in rows]
+    plain = [[t.plain for t in row] for row in texts]
+    table = Table(title=title, show_header=show_header)
+    for i, (column, width) in enumerate(zip(header, _min_widths(header, plain))):
+        table.add_column(column, justify="right" if i in right else "left", min_width=width, overflow="fold")
+    for row in texts:
+        table.add_row(*row)
+    return table
+
+
 def fusion_renderables(plan: FusionPlan, max_rows: int = 60) -> list[Any]:
-    """Rich renderables for the terminal: summary, stages and edges tables, proposals.
+    """Rich renderables for the terminal: summary, notes, compared plans, stages, edges, the joint plan and
+    proposals.
 
     Tables stop after `max_rows` rows (fused stages and exchanges first); the JSON and Markdown reports
     always list everything.
     """
-    from rich.table import Table
     from rich.text import Text
 
-    summary = Table(title=f"fusion plan: {plan.spec.name}", show_header=False)
-    summary.add_column("", style="bold")
-    summary.add_column("")
-    # Every cell is a Text: names like `j [Source: s]` or `[hash(k)]` must not be read as rich markup.
-    for name, value in _summary_rows(plan):
-        summary.add_row(Text(name), Text(value))
+    out: list[Any] = [
+        _table(f"fusion plan: {plan.spec.name}", ["", ""], [[Text(k, style="bold"), v] for k, v in _summary_rows(plan)], show_header=False)
+    ]
+    out += [Text(note) for note in plan.notes]
+    if plan.compared:
+        out.append(
+            _table(f"compared at {plan.rate_rps:,.0f} rec/s", _COMPARED_HEADER, compared_rows(plan), right=(1, 2, 3))
+        )
 
-    stages = Table(title="stages (tasks)")
-    for column, justify in (("stage", "left"), ("p", "right"), ("input rec/s", "right"), ("util", "right"), ("notes", "left")):
-        stages.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     ranked = sorted(range(len(plan.stages)), key=lambda i: (not plan.stages[i].fused, -plan.stages[i].estimate.utilization))
     shown = set(ranked[:max_rows])
-    shown_stages = [stage for i, stage in enumerate(plan.stages) if i in shown]
-    for stage in shown_stages:
+    rows: list[list[Any]] = []
+    for i, stage in enumerate(plan.stages):
+        if i not in shown:
+            continue
         util = stage.estimate.utilization
-        style = "red" if util > 1 else ""
-        notes = "; ".join(stage.pushdowns)
-        stages.add_row(
-            Text(stage.name), str(stage.parallelism), fmt_number(stage.estimate.input_rps),
-            Text(fmt_ratio(util), style=style), Text(notes),
+        rows.append(
+            [
+                stage.name,
+                str(stage.parallelism),
+                fmt_number(stage.estimate.input_rps),
+                Text(fmt_ratio(util), style="red" if util > 1 else ""),
+                "; ".join(stage.pushdowns),
+            ]
         )
-
-    edges = Table(title="edges")
-    for column in ("edge", "fused?", "savings per second"):
-        edges.add_column(column, overflow="fold")
-    for boundary in plan.boundaries[:max_rows]:
-        style = "green" if boundary.fused else ""
-        label = "saves" if boundary.fused else "would save"
-        edges.add_row(
-            Text(_edge_name(boundary)), Text(boundary_text(boundary), style=style),
-            Text(f"{label} {savings_text(boundary.savings)}"),
-        )
-    hidden_stages = len(plan.stages) - len(shown_stages)
-    hidden_edges = len(plan.boundaries) - min(len(plan.boundaries), max_rows)
+    hidden_stages = len(plan.stages) - len(rows)
     if hidden_stages:
-        stages.add_row(f"… {hidden_stages} more unfused stages (see --json or --markdown)", "", "", "", "")
+        rows.append([f"… {hidden_stages} more unfused stages (see --json or --markdown)", "", "", "", ""])
+    out.append(_table("stages (tasks) at the spec's parallelism", ["stage", "p", "input rec/s", "util", "notes"], rows, right=(1, 2, 3)))
+
+    rows = []
+    for boundary in plan.boundaries[:max_rows]:
+        label = "saves" if boundary.fused else "would save"
+        rows.append(
+            [
+                _edge_name(boundary),
+                Text(boundary_text(boundary), style="green" if boundary.fused else ""),
+                f"{label} {savings_text(boundary.savings)}",
+            ]
+        )
+    hidden_edges = len(plan.boundaries) - min(len(plan.boundaries), max_rows)
     if hidden_edges:
-        edges.add_row(f"… {hidden_edges} more edges (see --json or --markdown)", "", "")
-    out: list[Any] = [summary, stages, edges]
+        rows.append([f"… {hidden_edges} more edges (see --json or --markdown)", "", ""])
+    out.append(_table("edges", ["edge", "fused?", "savings per second"], rows))
+
+    if plan.joint is not None:
+        rows = [list(row) for row in _joint_rows(plan)[:max_rows]]
+        hidden = len(plan.joint.stages) - len(rows)
+        if hidden:
+            rows.append([f"… {hidden} more chains (see --json or --markdown)", "", "", ""])
+        out.append(
+            _table(
+                f"joint plan: chains and parallelism for {plan.rate_rps:,.0f} rec/s",
+                ["chain", "p", "input rec/s", "util"],
+                rows,
+                right=(1, 2, 3),
+            )
+        )
+        cuts = _cut_rows(plan)
+        if cuts:
+            out.append(_table("joint plan: chainable edges it cuts", ["edge", "why"], cuts[:max_rows]))
     if plan.proposals:
-        proposals = Table(title="proposals")
-        proposals.add_column("proposal", overflow="fold")
-        for proposal in plan.proposals:
-            proposals.add_row(Text(proposal.message))
-        out.append(proposals)
+        out.append(_table("proposals", ["proposal"], [[proposal.message] for proposal in plan.proposals]))
     return out

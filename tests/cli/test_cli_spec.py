@@ -29,7 +29,7 @@ def test_validate_all_shipped_job_specs() -> None:
         assert name in result.output
 
 
-def test_validate_stops_at_first_invalid_file(tmp_path: Path) -> None:
+def test_validate_reports_every_invalid_file(tmp_path: Path) -> None:
     good = ROOT / "configs/nexmark/q1.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("cost_us: 1.5", "cost_us: -1.5").replace("cost_us: 4.0", "cost_us: 0"))
@@ -37,10 +37,28 @@ def test_validate_stops_at_first_invalid_file(tmp_path: Path) -> None:
     later.write_text("not: [valid")
     result = runner.invoke(app, ["validate", str(good), str(bad), str(later)])
     assert result.exit_code == 2
-    assert "nexmark-q1" in result.output  # the table of what passed so far
+    assert "nexmark-q1" in result.output  # the valid file is in the table
     assert result.output.count(f"{bad}:") >= 3  # header + both problems, each with a position
-    assert str(later) not in result.output
+    assert f"{later}:1:" in result.output  # the file after the first invalid one is checked too
+    assert "2 of 3 files invalid" in result.output
     assert "Traceback" not in result.output
+
+
+def test_validate_recurses_into_folders(tmp_path: Path) -> None:
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "q1.yml").write_text((ROOT / "configs/nexmark/q1.yaml").read_text())
+    (tmp_path / "a" / "broken.yaml").write_text("name: [")
+    (tmp_path / "a" / "notes.txt").write_text("not yaml: [")
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "q1.yml" in result.output and "nexmark-q1" in result.output
+    assert f"{tmp_path / 'a' / 'broken.yaml'}:1:" in result.output
+    assert "notes.txt" not in result.output
+    ok = runner.invoke(app, ["validate", str(ROOT / "configs"), "--no-sql"])
+    assert ok.exit_code == 0, ok.output
+    shipped = sorted(ROOT.glob("configs/**/*.yaml"))
+    assert len(shipped) >= 10 and all(p.name in ok.output for p in shipped)
 
 
 def test_show_formats() -> None:

@@ -150,10 +150,10 @@ def test_new_jobs_of_each_family_are_assigned_to_that_family(tmp_path: Path, clu
         ('{"format": "other"}', r"clusters\.json: not a clusters file"),
         ("[" * 100_000, r"clusters\.json: clusters file is nested too deeply"),
         ('{"format": "streamtune-clusters", "version": 1, "clusters": [{"families": "abc", "medoid": {"graph": {"nodes": [], "edges": []}}}]}',
-         r"clusters\.json: clusters\[0\]\.families must map family names to run counts"),
+         r"clusters\.json:1:75: clusters\[0\]\.families must map family names to run counts"),
         ('{"format": "streamtune-clusters", "version": 99, "clusters": []}', r"clusters file version 99 is not supported"),
         ('{"format": "streamtune-clusters", "version": 1, "clusters": [{"medoid": {"graph": {"nodes": []}}}]}',
-         r"clusters\.json: clusters\[0\]\.medoid\.graph: malformed medoid graph"),
+         r"clusters\.json:1:93: clusters\[0\]\.medoid\.graph\.nodes: malformed medoid graph: nodes must be a non-empty list"),
     ],
 )
 def test_bad_clusters_files_are_named(tmp_path: Path, content: str, expected: str) -> None:

@@ -53,7 +53,7 @@ def test_json_to_stdout_is_only_json() -> None:
     result = runner.invoke(app, ["fuse", Q5, "--json", "-"])
     assert result.exit_code == 0
     data = json.loads(result.output)
-    assert data["schema"] == "streamtune.fusion/1"
+    assert data["schema"] == "streamtune.fusion/2"
     for key in ("chains", "fused_edges", "boundaries", "serialized_bytes_per_s", "cpu_us_per_s", "hops_per_s", "latency_ms"):
         assert isinstance(data[key], (int, float))
 
@@ -62,7 +62,48 @@ def test_rate_option_changes_the_capacity_verdict() -> None:
     q1 = str(ROOT / "configs" / "nexmark" / "q1.yaml")
     busy = json.loads(runner.invoke(app, ["fuse", q1, "--json", "-"]).output)
     quiet = json.loads(runner.invoke(app, ["fuse", q1, "--json", "-", "--rate", "100000"]).output)
-    assert busy["fused_edges"] == 0 and quiet["fused_edges"] == 2
+    # At 1e6 rec/s the source (2.02x) holds the job back: `to_euro -> sink` fuses below that load, the source's
+    # own chain would not (2.63x); at 1e5 rec/s everything fits one task.
+    edges = {(e["from"], e["to"]): e for e in busy["edges"]}
+    assert busy["fused_edges"] == 1 and edges[("to_euro", "sink")]["fused"]
+    assert edges[("bids", "to_euro")]["reasons"] == ["would exceed capacity: 2.63x, the job's bottleneck is at 2.02x"]
+    assert quiet["fused_edges"] == 2
+    assert not busy["keeps_up_as_written"] and quiet["keeps_up_as_written"]
+    assert busy["joint"]["keeps_up"] and busy["joint_tasks"] == busy["joint"]["tasks"]
+
+
+def test_every_output_takes_a_dash_for_stdout(tmp_path: Path) -> None:
+    for option in ("--markdown", "--out", "--joint-out"):
+        result = runner.invoke(app, ["fuse", Q5, option, "-"])
+        assert result.exit_code == 0, result.output
+        assert not (Path.cwd() / "-").exists()
+        assert "fusion plan: nexmark-q5" not in result.output  # the tables give way to the data
+    assert runner.invoke(app, ["fuse", Q5, "--markdown", "-"]).output.startswith("# Fusion plan: nexmark-q5")
+    assert "name: nexmark-q5" in runner.invoke(app, ["fuse", Q5, "--joint-out", "-"]).output
+    both = runner.invoke(app, ["fuse", Q5, "--json", "-", "--markdown", "-"])
+    assert both.exit_code == 2 and "both want stdout" in both.output
+
+
+def test_fuse_prints_the_files_it_writes(tmp_path: Path) -> None:
+    paths = [tmp_path / name for name in ("fused.yaml", "joint.yaml", "fuse.json", "fuse.md")]
+    options = ["--out", "--joint-out", "--json", "--markdown"]
+    args = [part for option, path in zip(options, paths) for part in (option, str(path))]
+    result = runner.invoke(app, ["fuse", Q5, *args])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("wrote ")] == [f"wrote {p}" for p in paths]
+    # The joint spec validates and Flink builds the joint plan's chains from it.
+    data = json.loads(paths[2].read_text())
+    joint = load_spec(paths[1])
+    assert {op.id: op.parallelism for op in joint.operators} == data["joint"]["parallelism"]
+
+
+def test_help_fits_80_columns_without_cut_option_names() -> None:
+    env = {"COLUMNS": "80"}
+    result = runner.invoke(app, ["fuse", "--help"], env=env, terminal_width=80)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    for option in ("--strict-max-parallelism", "--serde-us-per-record", "--joint-out", "--measure-cores"):
+        assert option in result.output, option
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_summary_is_what_the_json_report_puts_at_the_top() -> None:
         assert report[key] == summary[key]
     assert summary["cpu_us_per_s"] == pytest.approx(plan.before.cpu_us_per_s - plan.after.cpu_us_per_s)
     assert summary["fused_edges"] + summary["boundaries"] == len(plan.spec.edges)
-    assert report["schema"] == "streamtune.fusion/1"
+    assert report["schema"] == "streamtune.fusion/2"
 
 
 def test_peak_of_the_schedule_is_the_default_rate() -> None:

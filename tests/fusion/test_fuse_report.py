@@ -24,7 +24,11 @@ def test_markdown_has_one_subgraph_per_fused_stage_and_every_edge() -> None:
     plan = q5_plan()
     text = fusion_markdown(plan)
     mermaid = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    titles = re.findall(r'subgraph g\d+\["([^"]+)"\]', mermaid)
+    # Mermaid labels write `<`, `>`, `#`... as entity codes (`#62;`); decode them to compare names.
+    titles = [
+        re.sub(r"#(\d+);", lambda m: chr(int(m[1])), t.replace("#quot;", '"'))
+        for t in re.findall(r'subgraph g\d+\["([^"]+)"\]', mermaid)
+    ]
     assert sorted(titles) == sorted(stage.name for stage in plan.chains)
     assert mermaid.count("-->") == len(plan.spec.edges)
     assert mermaid.count("· fused") == sum(b.fused for b in plan.boundaries)
@@ -63,3 +67,41 @@ def test_json_report_is_the_plan_dict() -> None:
     assert data == plan.to_dict()
     assert len(data["edges"]) == len(plan.spec.edges)
     assert sum(e["fused"] for e in data["edges"]) == data["fused_edges"]
+
+
+def _render(plan, width: int) -> str:  # noqa: ANN001
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    for renderable in fusion_renderables(plan):
+        console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_tables_at_80_columns_never_split_a_name_inside_a_word() -> None:
+    for config in ("nexmark/q1.yaml", "nexmark/q5.yaml", "synthetic/linear_chain.yaml", "synthetic/two_source_join.yaml"):
+        plan = plan_fusion(load_spec(CONFIGS / config))
+        out = _render(plan, 80)
+        assert max(len(line) for line in out.splitlines()) <= 80
+        words = {w for line in out.splitlines() for w in re.split(r"[\s│┃]+", line) if w}
+        names = [s.name for s in plan.stages] + [s.name for s in plan.joint.stages] + [op.id for op in plan.spec.operators]
+        for name in names:
+            for word in name.split():
+                assert word.strip("`,;()") in {w.strip("`,;()") for w in words}, (config, word)
+
+
+def test_report_shows_the_joint_plan_and_what_it_is_compared_with() -> None:
+    plan = plan_fusion(load_spec(CONFIGS / "nexmark" / "q1.yaml"))
+    out = _render(plan, 100)
+    for expected in (
+        "keeps up as written",
+        "The spec as written cannot keep up at its peak rate",
+        "joint plan: chains and parallelism for 1,000,000 rec/s",
+        "Flink chaining, oracle's parallelism",
+        "fuses less than Flink's chaining",
+    ):
+        assert expected in out, expected
+    text = fusion_markdown(plan)
+    assert "## Joint plan" in text and "## Compared" in text
+    data = fusion_json(plan)
+    assert data["schema"] == "streamtune.fusion/2"
+    assert set(data["compared"]) == {"spec", "given", "flink_given", "oracle", "flink_oracle", "joint"}
+    assert data["notes"] == list(plan.notes)

@@ -46,14 +46,19 @@ def test_stats_table_names_what_it_counts(tmp_path: Path) -> None:
         assert text in result.output
 
 
-def test_generating_the_same_seed_twice_into_one_folder_is_refused(tmp_path: Path) -> None:
+def test_generating_the_same_seed_again_is_idempotent_and_extends(tmp_path: Path) -> None:
+    """Re-running a generation keeps what is there (no duplicate runs) and adds only what is missing."""
     out = tmp_path / "h"
     assert runner.invoke(app, ["history", "generate", "-n", "3", "--out", str(out)]).exit_code == 0
-    result = runner.invoke(app, ["history", "generate", "-n", "3", "--out", str(out)])
-    assert result.exit_code == 2
-    assert "already holds runs generated with --seed 0" in result.output
+    parts = HistoryStore.open(out).parts()
+    result = runner.invoke(app, ["history", "generate", "-n", "3", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["runs"] == 0 and json.loads(result.output)["already_present"] == 3
+    assert HistoryStore.open(out).parts() == parts  # nothing written
+    result = runner.invoke(app, ["history", "generate", "-n", "5", "--out", str(out)])
+    assert result.exit_code == 0 and "generated 2 runs" in result.output and "3 already present" in result.output
     assert runner.invoke(app, ["history", "generate", "-n", "3", "--seed", "1", "--out", str(out)]).exit_code == 0
-    assert len(HistoryStore.open(out).run_ids()) == 6
+    assert len(HistoryStore.open(out).run_ids()) == 8
 
 
 def test_add_a_tuning_trace_and_see_it_in_stats(tmp_path: Path) -> None:
@@ -64,12 +69,14 @@ def test_add_a_tuning_trace_and_see_it_in_stats(tmp_path: Path) -> None:
     path = report / "trace.json"
     trace = Trace.model_validate_json(path.read_text())
     history = tmp_path / "h"
-    result = runner.invoke(app, ["history", "add", str(path), "--to", str(history)])
+    result = runner.invoke(app, ["history", "add", str(path), "--out", str(history)])
     assert result.exit_code == 0, result.output
     assert "added" in result.output
+    # `--to`, the old name of --out, still works (hidden from --help, with a note on stderr)
     again = runner.invoke(app, ["history", "add", str(path), "--to", str(history), "--json"])
     assert again.exit_code == 0
-    assert json.loads(again.output)[0]["added"] is False
+    assert json.loads(again.stdout)["traces"][0]["added"] is False
+    assert "`history add --to` is deprecated; use --out" in again.stderr
     stats = json.loads(runner.invoke(app, ["history", "stats", str(history), "--json"]).output)
     assert stats["runs"] == 1 and stats["origins"] == {"trace": 1}
     assert stats["windows"] == len(trace.steps)
@@ -95,7 +102,7 @@ def test_bad_inputs_exit_2_and_name_the_file(tmp_path: Path) -> None:
 
     bad_trace = tmp_path / "trace.json"
     bad_trace.write_text('{"job": ')
-    result = runner.invoke(app, ["history", "add", str(bad_trace), "--to", str(tmp_path / "h")])
+    result = runner.invoke(app, ["history", "add", str(bad_trace), "--out", str(tmp_path / "h")])
     assert result.exit_code == 2
     assert f"{bad_trace}:1:9: invalid JSON" in result.output
 
@@ -128,11 +135,16 @@ def test_workers_are_capped_at_the_chunks_of_work_and_the_cores(tmp_path: Path, 
     import concurrent.futures
     import os
 
+    from streamtune_cli.history.generate import _die_with_parent
+
     asked: list[int] = []
+    made: list[dict[str, object]] = []
 
     class RecordingPool(concurrent.futures.ThreadPoolExecutor):  # threads: the test forks nothing
-        def __init__(self, max_workers: int) -> None:
+        def __init__(self, max_workers: int, **kwargs: object) -> None:
+            # The worker initializer ties a worker process to its parent (not run here: threads have none).
             asked.append(max_workers)
+            made.append(kwargs)
             super().__init__(max_workers=max_workers)
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingPool)
@@ -142,6 +154,8 @@ def test_workers_are_capped_at_the_chunks_of_work_and_the_cores(tmp_path: Path, 
     assert result.exit_code == 0, result.output
     assert asked == [3]
     assert json.loads(result.output)["runs"] == 120
+    # every worker ends with the generating process (tests/history/test_generate_crash.py kills one's parent)
+    assert made == [{"initializer": _die_with_parent, "initargs": (os.getpid(),)}]
 
 
 def test_capped_workers() -> None:
@@ -155,3 +169,13 @@ def test_capped_workers() -> None:
     assert capped_workers(1, 50) == 1
     with pytest.raises(ValueError, match="workers must be >= 1"):
         capped_workers(0, 5)
+
+
+def test_json_outputs_name_their_schema(tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    generated = runner.invoke(app, ["history", "generate", "-n", "4", "--out", str(out), "--json", "-"])
+    assert json.loads(generated.stdout)["schema"] == "streamtune.history-generate/1"
+    stats_file = tmp_path / "stats.json"
+    result = runner.invoke(app, ["history", "stats", str(out), "--json", str(stats_file)])
+    assert result.exit_code == 0 and "runs by family" in result.stdout  # a file: the tables still show
+    assert json.loads(stats_file.read_text())["schema"] == "streamtune.history-stats/1"

@@ -7,13 +7,21 @@ from typing import Optional
 
 import typer
 
+from streamtune_cli.cli.common import OPTIONAL_PATH
+
 ORDER = 40
 
 
 def bench(
     suite: Path = typer.Option(..., "--suite", "-s", help="Bench suite YAML (e.g. configs/bench/quick.yaml)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the full result (runs, aggregates, environment) as JSON."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the result tables as Markdown."),
+    out: Optional[str] = typer.Option(
+        None, "--out", "-o", metavar="PATH",
+        help="Write the full result (runs, aggregates, environment) as JSON, schema streamtune.bench/2 ('-': stdout).",
+    ),
+    json_alias: Optional[str] = typer.Option(None, "--json", metavar=OPTIONAL_PATH, hidden=True, help="Same as --out."),
+    markdown: Optional[str] = typer.Option(
+        None, "--markdown", metavar="PATH", help="Write the result tables as Markdown ('-': stdout)."
+    ),
     tuners: Optional[str] = typer.Option(None, "--tuners", help="Comma-separated tuners to run instead of the suite's (e.g. ds2,conttune)."),
 ) -> None:
     """Run every tuner on the same cases of a suite and judge them against the oracle.
@@ -24,21 +32,26 @@ def bench(
     (noise off) and its lag drains within drain_bound_s. Failures are listed by job (docs/benchmarks.md).
     """
     from streamtune_cli.bench import bench_markdown, bench_rich_tables, load_suite, parse_tuner_list, plan_size, run_suite
-    from streamtune_cli.cli.common import console, progress_bar, write_json_atomic, write_text_atomic
+    from streamtune_cli.cli.common import check_one_stdout, is_stdout, notice_console, print_written, progress_bar, write_output
+    from streamtune_cli.cli.commands.tuning_commands import _one_of
 
+    out = _one_of(out, "--out", json_alias, "--json")
+    check_one_stdout(out=out, markdown=markdown)
+    on_stdout = is_stdout(out) or is_stdout(markdown)
+    console = notice_console(on_stdout)
     loaded = load_suite(suite)
     chosen = parse_tuner_list(tuners, tuple(loaded.suite.variants)) if tuners is not None else None
     with progress_bar(f"bench {loaded.suite.name}", plan_size(loaded, chosen)) as advance:
         result = run_suite(loaded, tuners=chosen, on_run=lambda _row: advance(1))
-    for table in bench_rich_tables(result):
+    for table in bench_rich_tables(result, width=console.width):
         console.print(table)
     console.print(f"{len(result['runs'])} runs in {result['environment']['elapsed_s']:.1f} s")
+    written = []
     if out is not None:
-        write_json_atomic(out, result)
-        console.print(f"wrote {out}")
+        written.append(write_output(out, result))
     if markdown is not None:
-        write_text_atomic(markdown, bench_markdown(result))
-        console.print(f"wrote {markdown}")
+        written.append(write_output(markdown, bench_markdown(result)))
+    print_written(written, on_stdout)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from streamtune_cli.cli.common import json_option
 
 ORDER = 35
 
@@ -17,21 +18,23 @@ def calibrate(
     job: Optional[Path] = typer.Option(
         None, "--job", help="The job spec the windows measured (default: the spec recorded in the first trace)."
     ),
-    out: str = typer.Option(..., "--out", "-o", help="Where to write the calibrated spec ('-': stdout)."),
+    out: str = typer.Option(..., "--out", "-o", metavar="PATH", help="Where to write the calibrated spec ('-': stdout)."),
     min_busy: float = typer.Option(
         0.05, "--min-busy", help="Leave out windows where an operator was busy less than this (0 to 1)."
     ),
-    as_json: Optional[str] = typer.Option(None, "--json", help="Also write the fits as JSON to this file ('-': stdout)."),
+    as_json: Optional[str] = json_option("Also the fits as JSON (streamtune.calibration/1)."),
 ) -> None:
-    """Fit each operator's cost_us, contention and coherency (USL sigma, kappa) and selectivity to windows a
-    real executor measured at several parallelisms, and write a spec whose sim predictions match them.
+    """Fit operators' cost, scaling and selectivity to measured windows; write a spec the sim reproduces.
+
+    Each operator's cost_us, contention and coherency (USL sigma, kappa) and selectivity are fitted to windows
+    a real executor measured at several parallelisms.
 
     Use windows where each operator is measured on its own: local runs with --no-fusion, or a Flink trace
     (one operator per vertex). Operators never busy enough keep their hints, and the table says so."""
     import yaml
 
     from streamtune_cli.calibrate import calibrate as fit, load_samples
-    from streamtune_cli.cli.common import console, write_text_atomic
+    from streamtune_cli.cli.common import check_one_stdout, console, print_written, write_output
     from streamtune_cli.errors import UsageError
     from streamtune_cli.spec import load_spec
     from streamtune_cli.spec.loader import spec_to_data
@@ -39,8 +42,7 @@ def calibrate(
 
     if not (math.isfinite(min_busy) and 0 <= min_busy < 1):
         raise UsageError(f"--min-busy must be a number in [0, 1), got {min_busy:g}")
-    if out == "-" and as_json == "-":
-        raise UsageError("--out - and --json - both want stdout; write one of them to a file")
+    check_one_stdout(out=out, json=as_json)
     samples, recorded = load_samples(traces)
     if job is not None:
         spec = load_spec(job, check_sql_expressions=False)
@@ -57,35 +59,37 @@ def calibrate(
         "# cost_us, scaling and selectivity are fitted to them, every other field is the job's.\n"
     )
     text = header + yaml.safe_dump(spec_to_data(calibrated), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    if out == "-":
-        typer.echo(text, nl=False)
-    else:
-        write_text_atomic(out, text)
+    written = [write_output(out, text)]
     report = {"schema": "streamtune.calibration/1", "job": spec.name, "windows": len(samples), "operators": [f.as_dict() for f in fits]}
-    if as_json == "-":
-        typer.echo(json.dumps(report, indent=2))
-    elif as_json is not None:
-        write_text_atomic(as_json, json.dumps(report, indent=2) + "\n")
+    if as_json is not None:
+        written.append(write_output(as_json, report))
     if out != "-" and as_json != "-":
+        from rich import box
         from rich.table import Table
 
         before = {op.id: op for op in spec.operators}
-        table = Table(title=f"{spec.name}: calibrated from {len(samples)} windows")
-        for column in ("operator", "p seen", "cost µs (was)", "sigma", "kappa", "selectivity", "fit error", "note"):
-            table.add_column(column, justify="left" if column in ("operator", "note", "p seen") else "right")
+        table = Table(
+            title=f"{spec.name}: calibrated from {len(samples)} windows", box=box.SIMPLE_HEAD, pad_edge=False,
+            collapse_padding=True,
+        )
+        # Operator names and figures stay whole on 80 columns: the notes go below the table, one line each.
+        for column in ("operator", "p seen", "cost µs\n(was)", "sigma", "kappa", "selec-\ntivity", "fit\nerror"):
+            table.add_column(column, justify="left" if column in ("operator", "p seen") else "right", no_wrap=column != "p seen")
         for f in fits:
             table.add_row(
                 f.operator,
-                ",".join(map(str, f.parallelisms)) or "-",
+                ", ".join(map(str, f.parallelisms)) or "-",
                 f"{f.cost_us:.3g} ({before[f.operator].cost_us:.3g})" if f.cost_us is not None else f"({before[f.operator].cost_us:.3g})",
                 f"{f.sigma:.3g}" if f.sigma is not None else "-",
                 f"{f.kappa:.3g}" if f.kappa is not None else "-",
                 f"{f.selectivity:.3g}" if f.selectivity is not None else "-",
                 f"{f.rel_error:.1%}" if f.rel_error is not None else "-",
-                f.note,
             )
         console.print(table)
-        console.print(f"wrote {out}", highlight=False)
+        for f in fits:
+            if f.note:
+                console.print(f"{f.operator}: {f.note}", highlight=False, markup=False, soft_wrap=True)
+    print_written(written, data_on_stdout=out == "-" or as_json == "-")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,22 +3,30 @@ job as a job spec)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from streamtune_cli.cli.common import StreamtuneGroup, json_option
+
 ORDER = 60
 
 flink_app = typer.Typer(
+    cls=StreamtuneGroup,
     help="A local standalone Apache Flink cluster (from the PyPI wheels; needs a JDK 17): up, down, status, submit.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-import_app = typer.Typer(help="Turn a running job into a job spec.", no_args_is_help=True)
+import_app = typer.Typer(
+    cls=StreamtuneGroup,
+    help="Turn a running job into a job spec.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 _PORT_HELP = "REST port on 127.0.0.1."
-_STATE_HELP = "Folder for the cluster's conf, logs, checkpoints and PIDs (default: ~/.cache/streamtune/cluster)."
+_STATE_HELP = "Folder for the cluster's conf, logs, checkpoints and PIDs (default: cluster/ in ~/.cache/streamtune)."
 
 
 def _settings(port: int, slots: int = 8, state_dir: Optional[Path] = None):  # noqa: ANN202
@@ -70,15 +78,17 @@ def down(
 
 def status(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help=_STATE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    as_json: Optional[str] = json_option("The status as JSON (streamtune.flink-status/1)."),
 ) -> None:
     """Whether the cluster runs, its slots, and its jobs. Exit 1 when it is not running."""
-    from streamtune_cli.cli.common import console
+    from streamtune_cli.cli.common import console, print_written, write_output
     from streamtune_cli.flink.cluster import cluster_status
 
     report = cluster_status(_settings(8081, state_dir=state_dir))
-    if as_json:
-        typer.echo(json.dumps({"schema": "streamtune.flink-status/1", **report}, indent=2))
+    if as_json is not None:
+        print_written([write_output(as_json, {"schema": "streamtune.flink-status/1", **report})])
+    if as_json == "-":
+        pass
     elif not report["running"]:
         console.print("not running" + (f" (processes: {report['processes']})" if "processes" in report else ""), highlight=False)
     else:
@@ -96,7 +106,7 @@ def submit(
     sql_file: Path = typer.Argument(..., help="SQL file: SET, CREATE and INSERT statements (one job)."),
     rest: str = typer.Option("http://127.0.0.1:8081", "--rest", help="The cluster's REST address."),
     parallelism: Optional[int] = typer.Option(None, "--parallelism", "-p", min=1, help="Default parallelism of the job."),
-    as_json: bool = typer.Option(False, "--json", help="Print the job id as JSON."),
+    as_json: Optional[str] = json_option("The job id as JSON (streamtune.flink-submit/1)."),
 ) -> None:
     """Run a SQL file as one Flink job, through streamtune's SQL runner (compiled with javac at first use,
     uploaded over REST); prints the job id once the job is RUNNING."""
@@ -110,13 +120,18 @@ def submit(
     if "INSERT" not in sql.upper():
         raise UsageError(f"{sql_file}: no INSERT statement, so there is no job to run")
     job_id = submit_sql(rest, sql, parallelism=parallelism, say=_say)
-    typer.echo(json.dumps({"schema": "streamtune.flink-submit/1", "job_id": job_id}) if as_json else job_id)
+    if as_json is None:
+        typer.echo(job_id)
+        return
+    from streamtune_cli.cli.common import print_written, write_output
+
+    print_written([write_output(as_json, {"schema": "streamtune.flink-submit/1", "job_id": job_id})], data_on_stdout=True)
 
 
 def import_flink(
     rest: str = typer.Option(..., "--rest", help="The cluster's REST address, e.g. http://127.0.0.1:8081."),
     job: str = typer.Option(..., "--job", help="Job id (see `streamtune flink status` or Flink's web UI)."),
-    out: str = typer.Option("-", "--out", "-o", help="Where to write the spec ('-': stdout)."),
+    out: str = typer.Option("-", "--out", "-o", metavar="PATH", help="Where to write the spec ('-': stdout)."),
     rate: Optional[float] = typer.Option(
         None, "--rate", help="Workload rate of the spec, records/s (default: what the sources read so far)."
     ),
@@ -128,7 +143,6 @@ def import_flink(
 
     import yaml
 
-    from streamtune_cli.cli.common import write_text_atomic
     from streamtune_cli.errors import UsageError
     from streamtune_cli.flink.importer import import_flink_job
     from streamtune_cli.flink.rest import FlinkRest
@@ -146,11 +160,9 @@ def import_flink(
         data, sort_keys=False, default_flow_style=False, allow_unicode=True
     )
     load_spec_text(text, out if out != "-" else "<imported>")  # what we write must load
-    if out == "-":
-        typer.echo(text, nl=False)
-    else:
-        write_text_atomic(out, text)
-        _say(f"wrote {out}")
+    from streamtune_cli.cli.common import print_written, write_output
+
+    print_written([write_output(out, text)], data_on_stdout=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from enum import Enum
 from pathlib import Path
@@ -10,7 +9,10 @@ from typing import Optional
 
 import typer
 
+from streamtune_cli.cli.common import OPTIONAL_PATH
+
 ORDER = 20
+STDOUT = "-"
 
 
 class FuseMode(str, Enum):
@@ -21,46 +23,72 @@ class FuseMode(str, Enum):
 def fuse(
     file: Path = typer.Argument(..., help="Job spec YAML file."),
     mode: FuseMode = typer.Option(
-        FuseMode.ours, "--mode", help="ours: Flink's legal chaining + semantic fusion + cost model; flink: Flink's chains exactly."
+        FuseMode.ours,
+        "--mode",
+        help="ours: Flink's legal chaining + semantic fusion + cost model, and the joint plan (chains and "
+        "parallelism for the peak rate); flink: Flink's chains exactly.",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the fused plan as a job spec (YAML)."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the JSON report to this file ('-': stdout, no tables)."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", "--md", help="Write a Markdown report with a Mermaid DAG."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="PATH", help="Write the fused plan as a job spec (YAML; '-': stdout)."),
+    joint_out: Optional[str] = typer.Option(
+        None,
+        "--joint-out",
+        metavar="PATH",
+        help="Write the joint plan as a job spec: every operator at its chain's parallelism, `chaining: head` "
+        "where a chain must start (YAML; '-': stdout).",
+    ),
+    json_out: Optional[str] = typer.Option(
+        None,
+        "--json",
+        metavar=OPTIONAL_PATH,
+        help="Write the JSON report (schema streamtune.fusion/2) to PATH; to stdout, in place of the tables, "
+        "when PATH is '-' or left out.",
+    ),
+    markdown: Optional[str] = typer.Option(
+        None, "--markdown", "--md", metavar="PATH", help="Write a Markdown report with a Mermaid DAG ('-': stdout)."
+    ),
     rate: Optional[float] = typer.Option(
-        None, "--rate", help="Target total source rate, records/s (default: the workload's rate at its schedule peak)."
+        None, "--rate", metavar="RPS", help="Target total source rate, records/s (default: the workload's rate at its schedule peak)."
     ),
-    different_max_parallelism: bool = typer.Option(
-        True,
-        "--chain-different-max-parallelism/--strict-max-parallelism",
-        help="Flink's pipeline.operator-chaining.chain-operators-with-different-max-parallelism (default true).",
+    strict_max_parallelism: bool = typer.Option(
+        False,
+        "--strict-max-parallelism",
+        help="Chain only operators of equal max parallelism, as Flink does when its option to chain "
+        "operators with different max parallelism is false (its default is true).",
     ),
-    serde_us_per_record: float = typer.Option(0.1, help="Cost model: serialization CPU per record, per side (µs)."),
-    serde_us_per_byte: float = typer.Option(0.001, help="Cost model: serialization CPU per byte, per side (µs)."),
-    copy_us_per_record: float = typer.Option(0.05, help="Cost model: chained record copy per record (µs)."),
-    copy_us_per_byte: float = typer.Option(0.0005, help="Cost model: chained record copy per byte (µs)."),
-    hop_latency_ms: float = typer.Option(0.5, help="Cost model: latency of one queue/network hop (ms)."),
-    no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster; no polars import)."),
+    serde_us_per_record: float = typer.Option(0.1, metavar="US", help="Cost model: serialization CPU per record, per side (µs)."),
+    serde_us_per_byte: float = typer.Option(0.001, metavar="US", help="Cost model: serialization CPU per byte, per side (µs)."),
+    copy_us_per_record: float = typer.Option(0.05, metavar="US", help="Cost model: chained record copy per record (µs)."),
+    copy_us_per_byte: float = typer.Option(0.0005, metavar="US", help="Cost model: chained record copy per byte (µs)."),
+    hop_latency_ms: float = typer.Option(0.5, metavar="MS", help="Cost model: latency of one queue/network hop (ms)."),
+    no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster)."),
     measure: bool = typer.Option(
         False,
         "--measure",
         help="Also run the job unfused and fused on the local executor (sources flat out) and print measured "
         "throughput, CPU per record and bytes serialized next to the cost model's prediction.",
     ),
-    measure_window: float = typer.Option(10.0, "--measure-window", help="--measure: seconds measured per run (after 3 s warm-up)."),
-    measure_json: Optional[str] = typer.Option(None, "--measure-json", help="--measure: write the figures as JSON to this file ('-': stdout)."),
+    measure_window: float = typer.Option(10.0, "--measure-window", metavar="S", help="--measure: seconds measured per run (after 3 s warm-up)."),
+    measure_json: Optional[str] = typer.Option(
+        None, "--measure-json", metavar="PATH", help="--measure: write the figures as JSON ('-': stdout)."
+    ),
     measure_cores: Optional[int] = typer.Option(
         None,
         "--measure-cores",
         min=1,
+        metavar="N",
         help="--measure: pin both runs to this many CPUs, the same budget for each (default: every CPU; "
         "unfused then also gains from running its processes in parallel).",
     ),
 ) -> None:
-    """Plan operator fusion: the chains, every boundary fused or not and why, and the savings per second."""
-    from streamtune_cli.cli.common import console, write_json_atomic, write_text_atomic
+    """Plan operator fusion: the chains, every boundary fused or not and why, the savings per second, and
+    the joint plan (chains and parallelism together) at the rate the job must sustain.
+
+    Every output option takes '-' for stdout; the tables are printed only when nothing else goes there.
+    """
+    from streamtune_cli.cli.common import check_one_stdout, console, print_written, write_output
     from streamtune_cli.errors import UsageError
     from streamtune_cli.fusion import CostModel, FlinkOptions, plan_fusion
-    from streamtune_cli.report.fusion_report import fusion_json, fusion_markdown, fusion_renderables
+    from streamtune_cli.report.fusion_report import fusion_json, fusion_markdown, fusion_renderables, joint_spec
     from streamtune_cli.spec import dump_spec, load_spec
 
     if rate is not None and not (math.isfinite(rate) and rate > 0):
@@ -75,6 +103,13 @@ def fuse(
     for option, value in prices.items():
         if not (math.isfinite(value) and value >= 0):
             raise UsageError(f"cost model values must be >= 0 and finite: {option} is {value:g}")
+    if measure and not (math.isfinite(measure_window) and measure_window > 0):
+        raise UsageError(f"--measure-window must be positive and finite (seconds), got {measure_window:g}")
+    outputs = {"out": out, "joint_out": joint_out, "json": json_out, "markdown": markdown, "measure_json": measure_json}
+    check_one_stdout(**outputs)
+    if joint_out is not None and mode != FuseMode.ours:
+        raise UsageError("--joint-out needs --mode ours (the joint plan is ours)")
+    data_on_stdout = any(value == STDOUT for value in outputs.values())
     spec = load_spec(file, check_sql_expressions=not no_sql)
     if rate is None:
         # Size for the schedule's peak, by the one definition `tune` and `bench` use (it reads trace files,
@@ -94,33 +129,35 @@ def fuse(
         mode=mode.value,
         rate_rps=rate,
         cost_model=model,
-        flink=FlinkOptions(chain_different_max_parallelism=different_max_parallelism),
+        flink=FlinkOptions(chain_different_max_parallelism=not strict_max_parallelism),
     )
+    written = []
     if out is not None:
         header = (
             f"# Fused plan of {file} (streamtune fuse --mode {mode.value}).\n"
             "# A fused operator's id joins its members' ids with '__'; its name is the chain's Flink name.\n"
         )
-        write_text_atomic(out, header + dump_spec(plan.fused_spec))
+        written.append(write_output(out, header + dump_spec(plan.fused_spec)))
+    if joint_out is not None and plan.joint is not None:
+        header = (
+            f"# Joint plan of {file} at {plan.rate_rps:,.0f} rec/s (streamtune fuse): each operator at its chain's\n"
+            "# parallelism; Flink chains every forward edge between equal parallelism unless `chaining: head`.\n"
+        )
+        written.append(write_output(joint_out, header + dump_spec(joint_spec(plan))))
+    if json_out is not None:
+        written.append(write_output(json_out, fusion_json(plan)))
     if markdown is not None:
-        write_text_atomic(markdown, fusion_markdown(plan))
-    if measure and not (math.isfinite(measure_window) and measure_window > 0):
-        raise UsageError(f"--measure-window must be positive and finite (seconds), got {measure_window:g}")
-    if json_out == "-" and measure_json == "-":
-        raise UsageError("--json - and --measure-json - both want stdout; write one of them to a file")
-    if json_out == "-":
-        typer.echo(json.dumps(fusion_json(plan), indent=2))
-    elif json_out is not None:
-        write_json_atomic(json_out, fusion_json(plan))
-    if json_out != "-" and measure_json != "-":
+        written.append(write_output(markdown, fusion_markdown(plan)))
+    if not data_on_stdout:
         for renderable in fusion_renderables(plan):
             console.print(renderable)
+    print_written(written, data_on_stdout)
     if measure:
         _measure(file, spec, measure_window, measure_json, measure_cores)
 
 
 def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str], cores: Optional[int]) -> None:
-    from streamtune_cli.cli.common import console, err_console, quiet_progress, write_json_atomic
+    from streamtune_cli.cli.common import console, err_console, print_written, quiet_progress, write_output
     from streamtune_cli.executors.sim import spec_dir_of
     from streamtune_cli.errors import UsageError
     from streamtune_cli.fusion.measure import measure_fusion
@@ -133,11 +170,11 @@ def _measure(file: Path, spec: object, window_s: float, json_out: Optional[str],
         result = measure_fusion(spec, window_s=window_s, spec_dir=spec_dir_of(file), cores=cores, on_run=progress)  # type: ignore[arg-type]
     except ValueError as exc:  # --measure-cores beyond this machine's CPUs
         raise UsageError(f"--measure-cores: {exc}") from None
-    if json_out == "-":
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
     if json_out is not None:
-        write_json_atomic(json_out, result.to_dict())
+        path = write_output(json_out, result.to_dict())
+        if path is None:
+            return
+        print_written([path])
     from rich.table import Table
 
     budget = f"pinned to {cores} CPU{'s' if cores != 1 else ''}" if cores else "every CPU"

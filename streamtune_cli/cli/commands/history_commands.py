@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperGroup
 
+from streamtune_cli.cli.common import json_option
 from streamtune_cli.ged.budget import DEFAULT_MAX_EXPANSIONS, DEFAULT_PAIR_MAX_EXPANSIONS
 
 ORDER = 50
@@ -20,8 +20,16 @@ history_app = typer.Typer(
 )
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2))
+def _emit_json(as_json: str, schema: str, data: Any) -> bool:
+    """Write a command's JSON (named by its schema) where --json says; True when that is stdout, in place of
+    the tables."""
+    from streamtune_cli.cli.common import is_stdout, print_written, write_output
+
+    written = write_output(as_json, {"schema": schema, **data})
+    if is_stdout(as_json):
+        return True
+    print_written([written])
+    return False
 
 
 def generate(
@@ -32,18 +40,17 @@ def generate(
         0, "--workers", min=0,
         help="Worker processes; 0 = one per core. Capped at the cores and the chunks of work (output does not depend on it).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: Optional[str] = json_option("The summary as JSON (streamtune.history-generate/1)."),
 ) -> None:
-    """Generate runs of template job families on the sim executor, at under-, near- and over-provisioned parallelism."""
+    """Generate runs of template job families on the sim executor, at under-, near- and over-provisioned parallelism.
+
+    Resumable: runs of this seed already in the history (an interrupted or shorter generation) are kept and
+    skipped, so the same command run again finishes the work; once complete, it writes nothing.
+    """
     from streamtune_cli.cli.common import console, progress_bar
-    from streamtune_cli.errors import UsageError
     from streamtune_cli.history.generate import generate_history
     from streamtune_cli.history.store import HistoryStore
 
-    if (out / "history.json").exists():
-        prefix = f"gen-{seed}-"
-        if any(run_id.startswith(prefix) for run_id in HistoryStore.open(out).run_ids()):
-            raise UsageError(f"{out}: already holds runs generated with --seed {seed}; use another seed or folder")
     started = time.perf_counter()
     with progress_bar("generating runs", jobs) as advance:
         summary = generate_history(out, jobs=jobs, seed=seed, workers=workers or None, progress=advance)
@@ -52,6 +59,7 @@ def generate(
     result = {
         "history": str(out),
         "runs": summary.runs,
+        "already_present": summary.already_present,
         "rows": summary.rows,
         "parts_written": len(summary.parts),
         "families": summary.families,
@@ -59,42 +67,50 @@ def generate(
         "elapsed_s": round(elapsed_s, 2),
         "size_bytes": size,
     }
-    if as_json:
-        _print_json(result)
+    if as_json is not None and _emit_json(as_json, "streamtune.history-generate/1", result):
         return
     families = ", ".join(f"{name} {count}" for name, count in summary.families.items())
+    kept = f"; {summary.already_present:,} already present, kept" if summary.already_present else ""
     console.print(
-        f"[green]generated[/green] {summary.runs:,} runs ({summary.rows:,} rows) into {out} "
-        f"in {elapsed_s:.1f} s, {size / 1e6:.1f} MB on disk\n  families: {families}"
+        f"[green]generated[/green] {summary.runs:,} runs ({summary.rows:,} rows) into {out}{kept} "
+        f"in {elapsed_s:.1f} s, {size / 1e6:.1f} MB on disk" + (f"\n  families: {families}" if families else "")
     )
 
 
 def add(
     traces: List[Path] = typer.Argument(..., help="Tuning trace JSON files (as `streamtune tune --report` writes)."),
-    to: Path = typer.Option(Path("history"), "--to", help="History folder to add to (created if missing)."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was added as JSON."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="History folder to add to (created if missing; default: history)."),
+    to: Optional[Path] = typer.Option(None, "--to", hidden=True, help="Deprecated spelling of --out."),
+    as_json: Optional[str] = json_option("What was added, as JSON (streamtune.history-add/1)."),
 ) -> None:
     """Add tuning traces to a history: each trace becomes one run, each of its steps one window."""
-    from streamtune_cli.cli.common import console
+    from streamtune_cli.cli.common import console, err_console
+    from streamtune_cli.errors import UsageError
     from streamtune_cli.history.importers import add_trace
+
+    if to is not None:
+        if out is not None and out != to:
+            raise UsageError(f"--out {out} and --to {to} name different histories; --to is the old name of --out: give only --out")
+        err_console.print("note: `history add --to` is deprecated; use --out", style="yellow", markup=False, highlight=False)
+    to = out or to or Path("history")
 
     results = []
     for path in traces:
         added = add_trace(path, to)
         results.append({"trace": str(path), "run_id": added.run_id, "job": added.job, "windows": added.windows,
                         "rows": added.rows, "added": added.added})
-        if not as_json:
+        if as_json != "-":
             if added.added:
                 console.print(f"[green]added[/green] {path} -> {to} as {added.run_id} ({added.windows} windows, {added.rows} rows)")
             else:
                 console.print(f"[yellow]skipped[/yellow] {path}: already in {to} as {added.run_id}")
-    if as_json:
-        _print_json(results)
+    if as_json is not None:
+        _emit_json(as_json, "streamtune.history-add/1", {"history": str(to), "traces": results})
 
 
 def stats(
     history: Path = typer.Argument(..., help="History folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    as_json: Optional[str] = json_option("The statistics as JSON (streamtune.history-stats/1)."),
 ) -> None:
     """Summarize a history: runs, windows, rows, families, operators by kind, bottleneck rate, size on disk."""
     from rich.table import Table
@@ -103,8 +119,7 @@ def stats(
     from streamtune_cli.history.queries import history_stats
 
     data = history_stats(history)
-    if as_json:
-        _print_json(data)
+    if as_json is not None and _emit_json(as_json, "streamtune.history-stats/1", data):
         return
 
     def pct(value: float | None) -> str:
@@ -164,7 +179,7 @@ cluster_app = typer.Typer(
 
 def build(
     history: Path = typer.Argument(..., help="History folder."),
-    out: Path = typer.Option(Path("clusters.json"), "--out", "-o", help="Where to write the clusters (JSON)."),
+    out: Path = typer.Option(Path("clusters.json"), "--out", "-o", help="Where to write the clusters (JSON); '-' is stdout."),
     k: str = typer.Option("auto", "--k", help="Number of clusters, or 'auto' to choose it by silhouette."),
     seed: int = typer.Option(0, "--seed", help="Seed for anything random in the clustering."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for the distance matrix; 0 = one per core."),
@@ -174,10 +189,10 @@ def build(
         "exact GED search (a count of work, not seconds, so the clusters do not depend on the machine's speed). "
         "A pair that runs out keeps its proven bounds and is not counted as exact; 0 = bounds only.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: Optional[str] = json_option("The summary as JSON (streamtune.cluster-build/1)."),
 ) -> None:
     """Cluster the history's distinct DAGs by graph edit distance and record medoids, members and families."""
-    from streamtune_cli.cli.common import console, progress_bar, write_json_atomic
+    from streamtune_cli.cli.common import check_one_stdout, is_stdout, notice_console, progress_bar, write_output
     from streamtune_cli.errors import UsageError
     from streamtune_cli.history.clusters import build_clusters
     from streamtune_cli.history.queries import dag_groups
@@ -191,6 +206,8 @@ def build(
             raise UsageError(f"--k must be 'auto' or a positive integer, got {k!r}")
     else:
         k_value = "auto"
+    check_one_stdout(out=out, json=as_json)
+    console = notice_console(is_stdout(out))  # `--out -` puts clusters.json on stdout: notes go to stderr
     started = time.perf_counter()
     groups = dag_groups(history)
     pairs = len(groups) * (len(groups) - 1) // 2
@@ -205,11 +222,10 @@ def build(
             history, k=k_value, seed=seed, n_jobs=workers or None, progress=progress, groups=groups, max_expansions=max_expansions
         )
     elapsed_s = time.perf_counter() - started
-    write_json_atomic(out, result)
+    write_output(out, result)
     summary = {key: result[key] for key in ("n_runs", "n_dags", "k", "k_chosen_by", "silhouette", "adjusted_rand_index_vs_family", "distances")}
     summary.update(out=str(out), elapsed_s=round(elapsed_s, 2))
-    if as_json:
-        _print_json(summary)
+    if as_json is not None and _emit_json(as_json, "streamtune.cluster-build/1", summary):
         return
     from rich.table import Table
 
@@ -242,7 +258,7 @@ def assign(
         "search (a count of work, not seconds; the answer does not depend on the machine's speed). "
         "Out of budget, the bounds are reported instead of an exact distance; 0 = bounds only.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the assignment as JSON."),
+    as_json: Optional[str] = json_option("The assignment as JSON (streamtune.cluster-assign/1)."),
 ) -> None:
     """Name the cluster whose medoid DAG is nearest to the job's DAG, with the distance and whether it is exact."""
     from streamtune_cli.cli.common import console
@@ -253,8 +269,7 @@ def assign(
     model = load_clusters(clusters)
     result = assign_spec(spec, model, max_expansions)
     data = {"job": spec.name, "file": str(job), **result}
-    if as_json:
-        _print_json(data)
+    if as_json is not None and _emit_json(as_json, "streamtune.cluster-assign/1", data):
         return
     exact = "exact" if result["exact"] else f"bounds [{result['lower']:g}, {result['upper']:g}]"
     families = ", ".join(f"{name} {count}" for name, count in result["families"].items())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from streamtune_cli.cli.common import json_option
 
 ORDER = 55
 
@@ -30,7 +31,7 @@ def pretrain(
         2, "--threads", min=1, max=64,
         help="CPU threads for torch. Weights are bit-identical for the same seed and thread count (the shipped models: 2).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: Optional[str] = json_option("The report as JSON (streamtune.pretrain/1; also in OUT/pretrain-report.json)."),
 ) -> None:
     """Pretrain one graph encoder per cluster to predict operator bottlenecks from what a cluster measures.
 
@@ -38,16 +39,20 @@ def pretrain(
     --evaluate, a non-graph baseline runs on the same splits, and one model per family is trained without
     that family and tested on it. See docs/gnn.md.
     """
-    from streamtune_cli.cli.common import console, err_console, quiet_progress, write_json_atomic
+    from streamtune_cli.cli.common import err_console, is_stdout, notice_console, print_written, quiet_progress, write_json_atomic, write_output
     from streamtune_cli.gnn.pretrain import pretrain as run_pretrain
     from streamtune_cli.gnn.train import TrainConfig
 
+    from streamtune_cli.cli.commands.tuning_commands import folder_option
+
+    folder_option(out, "--out", "--json")
     if device not in ("auto", "cpu", "cuda"):
         from streamtune_cli.errors import UsageError
 
         raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
     config = TrainConfig(epochs=epochs, patience=patience, seed=seed)
-    show = not as_json and not quiet_progress()
+    json_on_stdout = is_stdout(as_json)
+    show = not json_on_stdout and not quiet_progress()
     progress = None
     tasks: dict[str, Any] = {}
     if show:
@@ -60,7 +65,7 @@ def pretrain(
 
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if progress is None:
-            if kind in ("cluster", "family") and not as_json:
+            if kind in ("cluster", "family") and not json_on_stdout:
                 what = f"cluster {data['cluster']}" if kind == "cluster" else f"without family {data['family']}"
                 auc = (data.get("held_out_jobs") or data.get("held_out_family") or {}).get("roc_auc")
                 err_console.print(f"trained {what}: held-out ROC-AUC {_fmt(auc)}", highlight=False)
@@ -88,50 +93,53 @@ def pretrain(
             history, clusters, out, config=config, device=device, evaluate=evaluate, threads=threads, on_event=on_event
         )
     write_json_atomic(out / "pretrain-report.json", report)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    _print_report(console, report)
+    if as_json is not None:
+        written = write_output(as_json, report)
+        if json_on_stdout:
+            return
+        print_written([written])
+    _print_report(notice_console(False), report)
 
 
 def _print_report(console: Any, report: dict[str, Any]) -> None:
+    """One row per model and metric set: the GNN's, then the non-graph baseline's below it (with --evaluate),
+    so the table stays within 80 columns and both read down the same columns."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"held-out jobs, per cluster ({report['out']})")
-    for column in ("cluster", "families", "jobs train/val/test", "epochs", "GNN ROC-AUC", "PR-AUC", "F1"):
-        table.add_column(column, justify="left" if column in ("cluster", "families") else "right")
-    baseline = any("baseline_held_out_jobs" in row for row in report["clusters"])
-    if baseline:
-        for column in ("baseline ROC-AUC", "PR-AUC ", "F1 "):
-            table.add_column(column, justify="right")
+    def table(title: str, first: tuple[str, ...]) -> Table:
+        t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for column in first:
+            t.add_column(column, no_wrap=column != "families", justify="left" if column in ("cluster", "families", "family") else "right")
+        for column in ("model", "ROC-AUC", "PR-AUC", "F1"):
+            t.add_column(column, no_wrap=True, justify="left" if column == "model" else "right")
+        return t
+
+    def metrics(m: dict[str, Any]) -> list[str]:
+        return [_fmt(m["roc_auc"]), _fmt(m["pr_auc"]), _fmt(m["f1"])]
+
+    clusters = table(f"held-out jobs, per cluster ({report['out']})", ("cluster", "families", "jobs\ntrain/val/test", "epochs\nbest/run"))
     for row in report["clusters"]:
-        m = row["held_out_jobs"]
         jobs = row["jobs"]
-        cells = [
-            row["cluster"],
-            ", ".join(row["families"]),
-            f"{jobs['train']}/{jobs['validation']}/{jobs['test']}",
-            f"{row['best_epoch']}/{row['epochs_run']}",
-            _fmt(m["roc_auc"]), _fmt(m["pr_auc"]), _fmt(m["f1"]),
-        ]
-        if baseline:
-            b = row["baseline_held_out_jobs"]
-            cells += [_fmt(b["roc_auc"]), _fmt(b["pr_auc"]), _fmt(b["f1"])]
-        table.add_row(*cells)
-    console.print(table)
+        clusters.add_row(
+            row["cluster"], ", ".join(row["families"]), f"{jobs['train']}/{jobs['validation']}/{jobs['test']}",
+            f"{row['best_epoch']}/{row['epochs_run']}", "GNN", *metrics(row["held_out_jobs"]),
+        )
+        if "baseline_held_out_jobs" in row:
+            clusters.add_row("", "", "", "", "baseline", *metrics(row["baseline_held_out_jobs"]), style="dim")
+            clusters.caption = "baseline ROC-AUC, PR-AUC, F1: the non-graph model, trained on the same splits"
+    console.print(clusters)
     if report["families"]:
-        table = Table(title="held-out families (trained without the family, tested on all its jobs)")
-        for column in ("family", "test jobs", "GNN ROC-AUC", "PR-AUC", "F1", "baseline ROC-AUC", "PR-AUC ", "F1 "):
-            table.add_column(column, justify="left" if column == "family" else "right")
+        families = table("held-out families (trained without the family, tested on all its jobs)", ("family", "test jobs"))
         for row in report["families"]:
-            m, b = row["held_out_family"], row["baseline_held_out_family"]
-            table.add_row(row["family"], str(row["jobs"]["test"]), _fmt(m["roc_auc"]), _fmt(m["pr_auc"]), _fmt(m["f1"]),
-                          _fmt(b["roc_auc"]), _fmt(b["pr_auc"]), _fmt(b["f1"]))
-        console.print(table)
+            families.add_row(row["family"], str(row["jobs"]["test"]), "GNN", *metrics(row["held_out_family"]))
+            families.add_row("", "", "baseline", *metrics(row["baseline_held_out_family"]), style="dim")
+        console.print(families)
     console.print(
-        f"pretrained {len(report['clusters'])} cluster model(s) on {report['device']} in {report['elapsed_s']:.1f} s; "
-        f"wrote {report['out']}/index.json and {report['out']}/pretrain-report.json"
+        f"pretrained {len(report['clusters'])} cluster model(s) on {report['device']} in {report['elapsed_s']:.1f} s"
     )
+    for name in ("index.json", "pretrain-report.json"):
+        console.print(f"wrote {report['out']}/{name}", highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from streamtune_cli.cli.common import fmt_compact
+from streamtune_cli.cli.common import fmt_compact, json_option
 from streamtune_cli.executors.registry import EXECUTOR_NAMES
 
 ORDER = 25
+
+RUN_SCHEMA = "streamtune.run/1"
 
 
 def executor_options_from_flags(name: str, flags: dict[str, tuple[str, Any]]) -> dict[str, Any]:
@@ -44,10 +45,19 @@ def executor_options_from_flags(name: str, flags: dict[str, tuple[str, Any]]) ->
     return options
 
 
+def executor_option(default: str, help_text: str) -> Any:
+    """`--executor NAME`: the valid names in --help and completed by the shell; a wrong one is the registry's
+    one-line error listing them (exit 2)."""
+    return typer.Option(
+        default, "--executor", "-e", metavar="<" + "|".join(EXECUTOR_NAMES) + ">", help=help_text,
+        autocompletion=lambda incomplete: [n for n in EXECUTOR_NAMES if n.startswith(incomplete)],
+    )
+
+
 def run(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
-    executor: str = typer.Option(
-        "local", "--executor", "-e", help=f"Where the job runs, one of: {', '.join(EXECUTOR_NAMES)} (docs/executors.md)."
+    executor: str = executor_option(
+        "local", f"Where the job runs, one of: {', '.join(EXECUTOR_NAMES)} (docs/executors.md)."
     ),
     duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds of the measured window (after --warmup)."),
     warmup: Optional[float] = typer.Option(None, "--warmup", help="Seconds the job runs before the window (local: 5)."),
@@ -61,14 +71,14 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated input (local) or of the noise (sim)."),
     sink: Optional[str] = typer.Option(None, "--sink", help="local: count (default), blackhole or parquet."),
     sink_dir: Optional[Path] = typer.Option(None, "--sink-dir", help="local: folder the parquet sinks write to."),
-    as_json: bool = typer.Option(False, "--json", help="Print the observation as JSON instead of a table."),
+    as_json: Optional[str] = json_option(f"The measured window as JSON ({RUN_SCHEMA}; `calibrate` reads it)."),
 ) -> None:
     """Run a job at a parallelism for a while and print the measured observation per operator.
 
     On the local executor the job runs for real on this machine: one OS process per fused chain instance,
     Arrow batches between processes, bounded queues (so backpressure is real). Ctrl-C ends every process.
     """
-    from streamtune_cli.cli.common import console, err_console, quiet_progress
+    from streamtune_cli.cli.common import err_console, is_stdout, notice_console, print_written, quiet_progress, write_output
     from streamtune_cli.executors.registry import make_executor
     from streamtune_cli.executors.sim import spec_dir_of
     from streamtune_cli.spec import load_spec
@@ -98,7 +108,7 @@ def run(
 
     full = complete_parallelism(spec, chosen)
     with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
-        if not as_json and not quiet_progress():
+        if not is_stdout(as_json) and not quiet_progress():
             err_console.print(
                 f"running {spec.name} on {executor} for {runner.warmup_s:g} s warm-up + {runner.window_s:g} s ...",
                 highlight=False,
@@ -106,14 +116,17 @@ def run(
         runner.deploy(spec, full)
         observation = runner.observe()
         stats = runner.stats() if hasattr(runner, "stats") else None
-    if as_json:
-        data: dict[str, Any] = {"job": spec.name, "executor": executor, "parallelism": full}
+    if as_json is not None:
+        data: dict[str, Any] = {"schema": RUN_SCHEMA, "job": spec.name, "executor": executor, "parallelism": full}
         data["observation"] = observation.model_dump(mode="json")
         if stats is not None:
             data["bytes_serialized"] = stats.bytes_serialized
-        typer.echo(json.dumps(data, indent=2))
-        return
-    print_observation(console, spec, observation, f"{spec.name} on {executor}: one {observation.window_s:.3g} s window")
+        written = write_output(as_json, data)
+        if is_stdout(as_json):
+            return
+        print_written([written])
+    title = f"{spec.name} on {executor}: one {observation.window_s:.3g} s window"
+    print_observation(notice_console(False), spec, observation, title)
 
 
 def print_observation(console: Any, spec: Any, obs: Any, title: str) -> None:

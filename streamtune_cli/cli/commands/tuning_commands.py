@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from streamtune_cli.cli.common import fmt_compact
+from streamtune_cli.cli.commands.run_commands import executor_option
+from streamtune_cli.cli.common import fmt_compact, json_option
 from streamtune_cli.executors.registry import EXECUTOR_NAMES, EXECUTOR_OPTIONS
 
 ORDER = 30
 
 # Flink's upper bound on max parallelism (spec.models.MAX_PARALLELISM_BOUND; not imported, to keep start-up light).
 MAX_PARALLELISM = 32768
+
+# tuning.tuners.TUNER_NAMES, the default first (not imported: the registry pulls in pydantic models, which
+# `--help` does not need; tests/cli/test_conventions.py checks the two agree).
+TUNER_NAMES = ("streamtune", "ds2", "conttune", "autoscaler")
+
+# What `tune --json` prints: the summary.json fields (gated by the same rules) and the session's details.
+TUNE_SCHEMA = "streamtune.tune-summary/1"
+SIMULATE_SCHEMA = "streamtune.simulate/1"
+
+TUNE_EXIT_HELP = (
+    "Exit codes: 0 the job keeps up at the peak target at the end (and always for --dry-run); 1 it ran but "
+    "does not keep up at the peak, or the loop stalled; 2 bad input; 3 internal error; 4 the executor "
+    "failed; 130 interrupted."
+)
 
 # Executor options the CLI exposes as flags (flag -> option); each flag's help and bounds are the option's own.
 _EXECUTOR_FLAGS = {
@@ -101,10 +116,16 @@ def _rates_line(base_rate_rps: float, peak_rps: float, last_target_rps: float) -
 
 def tune(
     job: Path = typer.Argument(..., help="Job spec YAML file."),
-    executor: str = typer.Option("sim", "--executor", "-e", help=_EXECUTOR_HELP),
+    executor: str = executor_option("sim", _EXECUTOR_HELP),
     tuner: str = typer.Option(
-        "streamtune", "--tuner", "-t",
-        help="streamtune (history-pretrained, the default), ds2, conttune or autoscaler.",
+        "streamtune", "--tuner", "-t", metavar="NAME",
+        help="streamtune (history-pretrained, the default), ds2, conttune or autoscaler (docs/tuners.md).",
+        autocompletion=lambda incomplete: [n for n in TUNER_NAMES if n.startswith(incomplete)],
+    ),
+    tuner_option: List[str] = typer.Option(
+        [], "--tuner-option", metavar="KEY=VALUE",
+        help="A tuner option, repeatable: the tuner's own names (docs/tuners.md) or, for the autoscaler, the "
+        "Flink autoscaler's (job.autoscaler.*, docs/cli.md).",
     ),
     models: Optional[Path] = typer.Option(
         None, "--models",
@@ -117,12 +138,17 @@ def tune(
     seed: Optional[int] = _executor_flag("--seed", " The trace records it (0 when not given)."),
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     max_steps: int = typer.Option(10, "--max-steps", min=1, help="Most measurement windows before giving up."),
-    max_parallelism: Optional[int] = typer.Option(
+    parallelism_cap: Optional[int] = typer.Option(
         None,
-        "--max-parallelism",
+        "--parallelism-cap",
         min=1,
         max=MAX_PARALLELISM,
-        help="Cap for every operator, never above its own max_parallelism (default: each operator's max_parallelism).",
+        help="Most instances the tuner may give any operator, never above the operator's own max_parallelism "
+        "(default: each operator's max_parallelism). Not Flink's max parallelism (key groups), which the "
+        "spec sets per operator.",
+    ),
+    max_parallelism_alias: Optional[int] = typer.Option(
+        None, "--max-parallelism", min=1, max=MAX_PARALLELISM, hidden=True, help="Old name of --parallelism-cap."
     ),
     max_change: Optional[float] = typer.Option(
         None, "--max-change", help="Safety bound per step: at most xF up or /F down (F >= 1, finite)."
@@ -136,19 +162,26 @@ def tune(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Observe once and print the first recommendation; deploy nothing."
     ),
-    report: Optional[Path] = typer.Option(None, "--report", help="Folder for trace.json (and report.md / report.html)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Folder for the reports: trace.json, summary.json, report.md, report.html."
+    ),
+    report_alias: Optional[Path] = typer.Option(None, "--report", hidden=True, help="Old name of --out."),
+    as_json: Optional[str] = json_option("The result as JSON: summary.json's fields and more (schema tune-summary/1)."),
 ) -> None:
-    """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges."""
-    from streamtune_cli.cli.common import console, err_console, quiet_progress
-    from streamtune_cli.errors import StreamtuneError
+    """Tune a job's parallelism: deploy, observe, let the tuner propose, repeat until it converges.
+
+    Exits 1 when the job does not keep up at the peak target at the end, so CI can trust it.
+    """
+    from streamtune_cli.cli.common import err_console, is_stdout, notice_console, quiet_progress
+    from streamtune_cli.errors import StreamtuneError, UsageError
     from streamtune_cli.executors.registry import make_executor
     from streamtune_cli.tuning.loop import TuningConfig, run_tuning
-    from streamtune_cli.tuning.tuners import make_tuner
+    from streamtune_cli.tuning.tuners import make_tuner, tuner_options_from_text
 
+    out = _one_of(out, "--out", report_alias, "--report")
+    folder_option(out, "--out", "--json")
+    parallelism_cap = _one_of(parallelism_cap, "--parallelism-cap", max_parallelism_alias, "--max-parallelism")
     if executor == "flink" and (rest is None or flink_job is None):
-        from streamtune_cli.errors import UsageError
-
         raise UsageError("--executor flink needs --rest URL and --job ID (the running job; see `streamtune flink status`)")
     options = _executor_settings(
         executor, job, seed=seed, noise=noise, rate=rate, window=window, warmup=warmup,
@@ -158,15 +191,19 @@ def tune(
     if executor == "flink" and dry_run:
         options["read_only"] = True  # a dry run never changes the cluster, not even the starting point
     config = TuningConfig(
-        max_steps=max_steps, max_parallelism=max_parallelism, max_change_factor=max_change, dry_run=dry_run
+        max_steps=max_steps, max_parallelism=parallelism_cap, max_change_factor=max_change, dry_run=dry_run
     )
     if models is not None and tuner != "streamtune":
-        from streamtune_cli.errors import UsageError
-
         raise UsageError(f"--models is an option of the streamtune tuner, not of {tuner!r}")
-    chosen = make_tuner(tuner, **({"models": str(models)} if models is not None else {}))
+    tuner_options = tuner_options_from_text(tuner, tuner_option)
+    if models is not None:
+        if "models" in tuner_options:
+            raise UsageError("--models and --tuner-option models=... name the models twice; give one")
+        tuner_options["models"] = str(models)
+    chosen = make_tuner(tuner, **tuner_options)
     spec = _load_job(job, executor)
-    show_steps = not as_json and not quiet_progress()
+    json_on_stdout = is_stdout(as_json)
+    show_steps = not json_on_stdout and not quiet_progress()
     steps: list[Any] = []
     with make_executor(executor, **options) as runner:  # type: ignore[attr-defined]
         if executor == "flink":
@@ -196,7 +233,7 @@ def tune(
         except StreamtuneError as exc:
             # Nothing measured is lost: the windows observed so far go to a file the message names.
             if steps:
-                saved = _save_partial_trace(spec, executor, tuner, seed, steps, report, exc)
+                saved = _save_partial_trace(spec, executor, tuner, seed, steps, out, exc)
                 if saved is not None:
                     raise _with_saved(exc, saved) from None
             raise
@@ -205,9 +242,9 @@ def tune(
     # The oracle is the sim's capacity model (the spec's cost hints): the truth of the sim, a guess about
     # real processes, so only the sim's reports and tables compare with it.
     modelled = trace.executor == "sim"
-    files = _write_reports(trace, report, oracle["parallelism"] if modelled else None) if report is not None else []
+    files = _write_reports(trace, out, oracle["parallelism"] if modelled else None) if out is not None else []
     if history is not None:
-        files.append(_add_to_history(trace, history, report))
+        files.append(_add_to_history(trace, history, out))
     rows = [
         {
             "operator": op.id,
@@ -219,40 +256,86 @@ def tune(
         }
         for op in spec.operators
     ]
-    if as_json:
-        data = {
-            "job": trace.job,
-            "executor": trace.executor,
-            "tuner": trace.tuner,
-            "seed": trace.seed,
-            "base_rate_rps": base_rate_rps,
-            "meta": meta,
-            "operators": rows,
-            "report_files": [str(f) for f in files],
-        }
+    console = notice_console(json_on_stdout)
+    if as_json is not None:
+        from streamtune_cli.cli.common import write_output
+
+        data = tune_json(trace, oracle["parallelism"] if modelled else None, base_rate_rps, rows, files)
         if in_flink_terms is not None:
             data["flink"] = in_flink_terms
-        typer.echo(json.dumps(data, indent=2))
-        return
-    if not modelled:
-        for row in rows:
-            row.pop("oracle")
-    if dry_run:
-        _print_recommendation(console, trace, rows)
-    else:
-        _print_summary(console, trace, rows, oracle if modelled else None)
-    console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
-    if in_flink_terms is not None:
-        console.print(
-            "in Flink's terms (for a resubmission): pipeline.jobvertex-parallelism-overrides: "
-            + in_flink_terms["pipeline.jobvertex-parallelism-overrides"],
-            highlight=False,
-        )
-        console.print(
-            "PUT /jobs/{id}/resource-requirements: " + json.dumps(in_flink_terms["resource-requirements"]), highlight=False
-        )
-    for path in files:
-        console.print(f"wrote {path}")
+        files.append(write_output(as_json, data))
+    if not json_on_stdout:
+        if not modelled:
+            for row in rows:
+                row.pop("oracle")
+        if dry_run:
+            _print_recommendation(console, trace, rows)
+        else:
+            _print_summary(console, trace, rows, oracle if modelled else None)
+        console.print(_rates_line(base_rate_rps, meta["peak_target_rate_rps"], meta["final_target_rate_rps"]), highlight=False)
+        if in_flink_terms is not None:
+            console.print(
+                "in Flink's terms (for a resubmission): pipeline.jobvertex-parallelism-overrides: "
+                + in_flink_terms["pipeline.jobvertex-parallelism-overrides"],
+                highlight=False,
+            )
+            console.print(
+                "PUT /jobs/{id}/resource-requirements: " + json.dumps(in_flink_terms["resource-requirements"]),
+                highlight=False,
+            )
+    from streamtune_cli.cli.common import print_written
+
+    print_written(files, json_on_stdout)
+    failure = tune_failure(meta)
+    if failure is not None:
+        err_console.print(f"tune: {failure} (exit 1)", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def tune_failure(meta: dict[str, Any]) -> Optional[str]:
+    """Why a finished session is a failure for CI (exit 1), or None: the job does not keep up at the peak
+    target at the end, or the loop stalled. A dry run only recommends, so it never fails."""
+    if meta["stop_reason"] == "dry_run":
+        return None
+    if meta["stop_reason"] == "stalled":
+        return "the loop stalled: the job is backpressured and the tuner proposes no change"
+    if not meta["target_met"]:
+        return f"the job does not keep up at the peak target ({meta['peak_target_rate_rps']:,.0f} rec/s) at the end"
+    return None
+
+
+def tune_json(
+    trace: Any, oracle: Optional[dict[str, int]], base_rate_rps: float, rows: list[dict[str, Any]], files: list[Any]
+) -> dict[str, Any]:
+    """`tune --json`: summary.json's fields (trace_summary: what the gate rules read), then the details."""
+    from streamtune_cli.report.trace_report import trace_summary
+
+    summary = {k: v for k, v in trace_summary(trace, oracle).items() if k != "schema"}
+    return {
+        "schema": TUNE_SCHEMA,
+        **summary,
+        "base_rate_rps": base_rate_rps,
+        "meta": trace.meta,
+        "operators": rows,
+        "report_files": [str(f) for f in files if f is not None],
+    }
+
+
+def folder_option(path: Optional[Path], option: str, instead: str) -> None:
+    """A folder cannot be stdout: `-` there is a mistake, not a folder named `-`."""
+    if path is not None and str(path) == "-":
+        from streamtune_cli.errors import UsageError
+
+        raise UsageError(f"{option} names a folder (several files go there), so it cannot be '-'; for stdout use {instead} -")
+
+
+def _one_of(value: Any, name: str, alias_value: Any, alias: str) -> Any:
+    """An option and its old name (kept as a hidden alias): either one, not both."""
+    if value is not None and alias_value is not None:
+        from streamtune_cli.errors import UsageError
+
+        raise UsageError(f"{alias} is the old name of {name}; give only {name}")
+    return alias_value if value is None else value
 
 
 def _with_saved(exc: Any, saved: Path) -> Any:
@@ -323,7 +406,10 @@ def _print_recommendation(console: Any, trace: Any, rows: list[dict[str, Any]]) 
     modelled = all("oracle" in row for row in rows)
     columns = ("operator", "current", "recommended") + (("oracle",) if modelled else ()) + ("reason",)
     for column in columns:
-        table.add_column(column, justify="left" if column in ("operator", "reason") else "right", overflow="fold")
+        # Operator names stay whole on 80 columns; the reason wraps at word boundaries instead.
+        table.add_column(
+            column, justify="left" if column in ("operator", "reason") else "right", no_wrap=column != "reason"
+        )
     for row in rows:
         changed = row["recommended"] != row["initial"]
         rec = f"[bold]{row['recommended']}[/bold]" if changed else str(row["recommended"])
@@ -343,7 +429,7 @@ def _print_summary(console: Any, trace: Any, rows: list[dict[str, Any]], oracle:
     meta = trace.meta
     table = Table(title=f"{trace.job}: {trace.tuner} on {trace.executor}")
     for column in ("operator", "initial", "final") + (("oracle",) if oracle is not None else ()):
-        table.add_column(column, justify="left" if column == "operator" else "right")
+        table.add_column(column, justify="left" if column == "operator" else "right", no_wrap=True)
     for row in rows:
         final = str(row["final"])
         if oracle is None:
@@ -387,10 +473,10 @@ def simulate(
     rate: Optional[float] = _executor_flag("--rate", _RATE_EXTRA),
     seed: int = _executor_flag("--seed", default=0),
     noise: Optional[float] = _executor_flag("--noise"),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: Optional[str] = json_option(f"The window, its bottlenecks and the oracles as JSON ({SIMULATE_SCHEMA})."),
 ) -> None:
     """What-if: one simulated window at a chosen parallelism, its bottleneck(s), and the oracle for comparison."""
-    from streamtune_cli.cli.common import console
+    from streamtune_cli.cli.common import is_stdout, notice_console, print_written, write_output
     from streamtune_cli.tuning.parallelism import parse_parallelism
     from streamtune_cli.tuning.whatif import what_if
 
@@ -398,10 +484,12 @@ def simulate(
     chosen = parse_parallelism(parallelism) if parallelism is not None else {}
     spec = _load_job(job)
     result = what_if(spec, chosen, **options)
-    if as_json:
-        typer.echo(json.dumps({"job": spec.name, **result.to_data()}, indent=2))
-        return
-    _print_what_if(console, spec, result)
+    if as_json is not None:
+        written = write_output(as_json, {"schema": SIMULATE_SCHEMA, "job": spec.name, **result.to_data()})
+        if is_stdout(as_json):
+            return
+        print_written([written])
+    _print_what_if(notice_console(False), spec, result)
 
 
 def _print_what_if(console: Any, spec: Any, result: Any) -> None:
@@ -462,5 +550,5 @@ def _print_what_if(console: Any, spec: Any, result: Any) -> None:
 def register(app: typer.Typer) -> None:
     from streamtune_cli.cli.common import add_command
 
-    add_command(app, tune, "tune")
+    add_command(app, tune, "tune", epilog=TUNE_EXIT_HELP)
     add_command(app, simulate, "simulate")

@@ -7,9 +7,11 @@ restore that state so that the runtime can redistribute it by key group when res
 
 Conventions (also what tests and reference queries follow):
 
-- SQL is parsed with `pl.sql_expr` only, validated up front against an empty (and an all-null) frame of the
-  input schema; anything polars rejects, unknown columns and non row-wise expressions are
-  `OperatorSemanticsError`s raised by `build_logic`, never failures mid-stream.
+- SQL is Flink SQL, parsed by `streamtune_cli.spec.sql` (the parser `validate` uses) and translated to polars
+  expressions by `sql_polars.to_polars` (never `eval`), then validated up front against empty frames of the
+  input schema; invalid SQL, functions the engine does not implement, unknown columns, types polars rejects
+  and non row-wise expressions are `OperatorSemanticsError`s raised by `build_logic`, never failures
+  mid-stream.
 - Watermark `w`: every later record has event time >= w (epoch ms). A window [s, e) fires when w >= e;
   `finish()` fires everything (an infinite watermark). Records of windows that already fired are dropped.
 - Aggregates: COUNT(*) | COUNT(e) | SUM(e) | MIN(e) | MAX(e) | AVG(e). COUNT -> Int64; SUM of integers or
@@ -31,7 +33,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from streamtune_cli.executors.local.sql_polars import NotRowWise, UnknownColumn, UnsupportedSql, to_polars
 from streamtune_cli.spec.models import Operator, OperatorKind, Window
+from streamtune_cli.spec.sql import SqlExpressionError, excerpt_around, function_name, parse_expression, to_sql
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
@@ -114,8 +118,10 @@ class _Ctx:
 
 
 def _reason(exc: BaseException) -> str:
+    """The first line of a library's error, cut short: polars may quote a whole column of data."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= 200 else first[:200] + "..."
 
 
 def _names(schema: pl.Schema) -> str:
@@ -137,31 +143,34 @@ class _Compiled:
 
 
 def _compile(ctx: _Ctx, where: str, sql: str, schema: pl.Schema) -> _Compiled:
-    """Parse `sql` with pl.sql_expr and check that it is a row-wise expression over `schema`."""
+    """Translate the Flink SQL `sql` to polars and check that it is a row-wise expression over `schema`."""
     try:
-        expr = pl.sql_expr(sql)
-    except Exception as exc:  # polars raises several exception types for bad SQL
-        raise ctx.error(f"{where} {sql!r} does not parse: {_reason(exc)}") from None
+        expr = to_polars(sql, schema)
+    except SqlExpressionError as exc:
+        raise ctx.error(f"{where} {excerpt_around(sql, exc.column)!r} is not valid Flink SQL: {exc.describe()}") from None
+    except UnknownColumn as exc:
+        raise ctx.error(f"{where} {excerpt_around(sql)!r} uses column {exc.name!r}, which is not in its input (columns: {_names(schema)})") from None
+    except NotRowWise as exc:
+        raise ctx.error(f"{where} {excerpt_around(sql)!r} calls the aggregate {exc}: not a row-wise expression (aggregates only belong in `aggregates`)") from None
+    except UnsupportedSql as exc:
+        raise ctx.error(f"{where} {excerpt_around(sql)!r}: the local engine cannot run {exc}") from None
     try:
         roots = expr.meta.root_names()
     except Exception:
         roots = []
-    for name in roots:
-        if name not in schema:
-            raise ctx.error(f"{where} {sql!r} uses column {name!r}, which is not in its input (columns: {_names(schema)})")
     results = []
     for n in (0, 2, 3):
         try:
             results.append(_empty(schema, n).select(expr.alias("v")))
         except Exception as exc:
-            raise ctx.error(f"{where} {sql!r} is rejected by polars: {_reason(exc)}") from None
+            raise ctx.error(f"{where} {excerpt_around(sql)!r} is rejected by polars: {_reason(exc)}") from None
     heights = [r.height for r in results]
     dtype = results[0].schema["v"]
     if heights == [0, 2, 3]:
         return _Compiled(expr, dtype, constant=False)
     if heights == [1, 1, 1] and not roots and results[1].equals(results[2]):
         return _Compiled(expr, dtype, constant=True)
-    raise ctx.error(f"{where} {sql!r} is not a row-wise expression (aggregates only belong in `aggregates`)")
+    raise ctx.error(f"{where} {excerpt_around(sql)!r} is not a row-wise expression (aggregates only belong in `aggregates`)")
 
 
 def _check_reserved(ctx: _Ctx, schema: pl.Schema, what: str = "its input") -> None:
@@ -232,34 +241,26 @@ class _WindowShape:
 
 # ------------------------------------------------------------------------------------------------- aggregates
 
-_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$", re.S)
-
-
-def _balanced(text: str) -> bool:
-    """Whether parentheses in `text` (outside quotes) balance without ever closing more than they opened."""
-    depth = 0
-    quote = ""
-    for ch in text:
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0 and not quote
-
-
 def parse_aggregate(text: str) -> tuple[str, str] | None:
-    """(FUNC upper-cased, argument text) of `FUNC(arg)`, or None when `text` is not one such call."""
-    m = _CALL.match(text)
-    if m is None or not _balanced(m.group(2)):
+    """(FUNC upper-cased, argument text) of `FUNC(arg)`, or None when `text` is not one such call.
+
+    The argument comes back as Flink SQL text (`*` for COUNT(*), `DISTINCT x` for a DISTINCT call).
+    """
+    from sqlglot import exp
+
+    try:
+        tree = parse_expression(text, check=False)
+    except SqlExpressionError:
         return None
-    return m.group(1).upper(), m.group(2).strip()
+    name = function_name(tree)
+    if name is None or len(tree.expressions) != 1:
+        return None
+    (arg,) = tree.expressions
+    if isinstance(arg, exp.Star):
+        return name, "*"
+    if isinstance(arg, exp.Distinct):
+        return name, "DISTINCT " + ", ".join(to_sql(e) for e in arg.expressions)
+    return name, to_sql(arg)
 
 
 class _Agg:

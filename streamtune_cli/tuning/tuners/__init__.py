@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from streamtune_cli.errors import UsageError
 from streamtune_cli.tuning.tuners.base import OptionError, Tuner
 
-__all__ = ["Tuner", "TUNER_NAMES", "make_tuner", "tuner_class", "TunerOptionError"]
+__all__ = ["Tuner", "TUNER_NAMES", "make_tuner", "tuner_class", "TunerOptionError", "tuner_options_from_text"]
 
 
 class TunerOptionError(UsageError):
@@ -61,3 +61,61 @@ def make_tuner(name: str, **options: Any) -> Tuner:
         raise TunerOptionError(name, exc.option, f"tuner {name!r} option {exc.option!r}: {exc.detail}") from None
     except (TypeError, ValueError) as exc:
         raise TunerOptionError(name, None, f"tuner {name!r}: bad options: {exc}") from None
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _converter_for(default: Any) -> Callable[[str], Any]:
+    """Text -> value of the option's type, read off its default (bool before int: bool is an int)."""
+    if isinstance(default, bool):
+        return _parse_bool
+    if isinstance(default, int):
+        return lambda text: int(text.strip())
+    if isinstance(default, float):
+        return lambda text: float(text.strip())
+    return lambda text: text
+
+
+def tuner_options_from_text(name: str, pairs: list[str]) -> dict[str, Any]:
+    """Options for tuner `name` from `KEY=VALUE` texts (the command line's `--tuner-option`).
+
+    A KEY is one of the tuner's option names or an alias it declares (`option_aliases`: the autoscaler takes
+    the Flink autoscaler's own names, `job.autoscaler.utilization.target`, ...). A value is converted to the
+    type of the option's default, or by the alias's own converter (Flink durations); its range is checked
+    when the tuner is built (make_tuner). An unknown key is a TunerOptionError listing every valid key.
+    """
+    cls = tuner_class(name)
+    params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
+    shown: dict[str, tuple[str, Any]] = dict(getattr(cls, "option_aliases", {}))
+    aliases = {**shown, **getattr(cls, "legacy_option_aliases", {})}
+    options: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise TunerOptionError(name, None, f"--tuner-option expects KEY=VALUE, got {pair!r}")
+        if key in aliases:
+            option, convert = aliases[key]
+        elif key in params:
+            option, convert = key, None
+        else:
+            valid = sorted(params) + sorted(shown)
+            raise TunerOptionError(
+                name, key, f"tuner {name!r} has no option {key!r}; valid keys: {', '.join(valid) or 'none'}"
+            )
+        if option in given_as:
+            raise TunerOptionError(name, key, f"tuner {name!r}: {key!r} sets {option!r} again (given as {given_as[option]!r})")
+        try:
+            options[option] = (convert or _converter_for(params[option].default))(text)
+        except ValueError as exc:
+            raise TunerOptionError(name, key, f"tuner {name!r} option {key!r}: {exc}") from None
+        given_as[option] = key
+    return options

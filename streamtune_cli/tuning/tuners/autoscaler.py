@@ -20,7 +20,48 @@ from streamtune_cli.tuning.tuners.base import (
     target_input_rates,
 )
 
-__all__ = ["AutoscalerTuner", "align_to_key_groups"]
+__all__ = ["AutoscalerTuner", "align_to_key_groups", "flink_duration_s", "FLINK_OPTION_NAMES"]
+
+# Flink's duration units (org.apache.flink.util.TimeUtils.parseDuration): label -> seconds; plurals take an "s".
+_DURATION_UNITS_S = {
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "ms": 1e-3, "milli": 1e-3, "millis": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3,
+    "µs": 1e-6, "micro": 1e-6, "micros": 1e-6, "microsecond": 1e-6, "microseconds": 1e-6,
+    "ns": 1e-9, "nano": 1e-9, "nanos": 1e-9, "nanosecond": 1e-9, "nanoseconds": 1e-9,
+}
+
+
+def flink_duration_s(text: str) -> float:
+    """Seconds in a Flink Duration option value: an integer and a unit ("30 min", "300s", "1 h"); an integer
+    without a unit is milliseconds, as in Flink's configuration."""
+    stripped = text.strip()
+    digits = len(stripped) - len(stripped.lstrip("0123456789"))
+    number, unit = stripped[:digits], stripped[digits:].strip().lower()
+    if not number:
+        raise ValueError(f"expected a Flink duration such as '30 min' or '300 s', got {text!r}")
+    if unit and unit not in _DURATION_UNITS_S:
+        raise ValueError(f"unknown time unit {unit!r} in {text!r} (units: d, h, min, s, ms, µs, ns)")
+    return int(number) * _DURATION_UNITS_S[unit] if unit else int(number) / 1000.0
+
+
+# The Flink Kubernetes Operator's own option names (AutoScalerOptions, `job.autoscaler.` prefix) for the
+# options this tuner has: name -> (option, converter of the text value; None: the option's own type).
+# Durations are read as Flink reads them. `target.utilization` is Flink's deprecated spelling of
+# `utilization.target`; the `kubernetes.operator.job.autoscaler.` prefix is its older fallback prefix.
+FLINK_OPTION_NAMES = {
+    "utilization.target": ("target_utilization", None),
+    "target.utilization": ("target_utilization", None),
+    "target.utilization.boundary": ("utilization_boundary", None),
+    "scale-down.max-factor": ("max_scale_down_factor", None),
+    "scale-up.max-factor": ("max_scale_up_factor", None),
+    "catch-up.duration": ("catch_up_s", flink_duration_s),
+    "restart.time": ("restart_s", flink_duration_s),
+    "backlog-processing.lag-threshold": ("backlog_threshold_s", flink_duration_s),
+    "vertex.max-parallelism": ("vertex_max_parallelism", None),
+}
 
 
 def align_to_key_groups(new_p: int, current_p: int, key_groups: int, lower: int, upper: int) -> int:
@@ -55,6 +96,9 @@ class AutoscalerTuner:
     TPR leaves [capacity at utilization max, capacity at utilization min]."""
 
     name = "autoscaler"
+    # Accepted by `tune --tuner-option KEY=VALUE` next to the option names (tuners.tuner_options_from_text).
+    option_aliases = {f"job.autoscaler.{key}": target for key, target in FLINK_OPTION_NAMES.items()}
+    legacy_option_aliases = {f"kubernetes.operator.job.autoscaler.{key}": target for key, target in FLINK_OPTION_NAMES.items()}
 
     def __init__(
         self,

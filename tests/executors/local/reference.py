@@ -4,7 +4,7 @@ Each `reference_qN(n_events, config)` is the expected sink output of configs/nex
 sources emit every event of the stream whose global number is below `n_events` and the engine fires every
 window at the end of the input. They are written independently of the local engine: one polars lazy query
 each, over `bounded_events` (the generator's rows), with the SQL texts of the job specs copied here and
-parsed by `pl.sql_expr` (the engine parses the same texts the same way).
+parsed by `pl.sql_expr`: polars' own SQL parser, an oracle independent of the engine's Flink SQL translation.
 
 Conventions (shared with the engine):
 - project/map output exactly their columns, in order; filter keeps the rows whose predicate is true.
