@@ -19,6 +19,7 @@ source record must fit in them) is compared with what was measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -49,6 +50,7 @@ def _local_cases(jobs: list[str], window_s: float) -> Iterator[tuple[str, Any, C
 def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tuple[str, Any, Callable[[dict[str, int]], Any]]]:
     import yaml
 
+    from streamtune_cli.errors import ExecutorError
     from streamtune_cli.executors.flink import FlinkExecutor
     from streamtune_cli.flink.cluster import submit_sql
     from streamtune_cli.flink.importer import import_flink_job
@@ -74,7 +76,7 @@ def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tu
 
                 yield name, job, measure
         finally:
-            with FlinkRest(rest_url) as rest:
+            with FlinkRest(rest_url) as rest, contextlib.suppress(ExecutorError):  # a failed job is gone already
                 rest.cancel(job_id)
 
 

@@ -10,14 +10,19 @@ p instances process per second of being busy. With `y = p / tpr`, the model is l
 so a non-negative least-squares fit (scipy's nnls) over the windows gives cost_us = 1e6 a, sigma = b / a,
 kappa = c / a. Parallelisms seen decide what can be fitted: one gives the cost with the operator's
 current sigma and kappa, two add sigma (kappa 0), three or more add both. Selectivity is records out over
-records in (for a source: records emitted over records read). Windows where an operator was nearly idle (busy < min_busy) say little about its capacity and
-are left out. A fused chain's members all report their process's busy time (local executor, a Flink vertex),
-so calibrate from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
+records in (for a source: records emitted over records read). Windows where an operator was nearly idle
+(busy < min_busy) say little about its capacity and are left out. Where a window's busy time adds up to
+more cores than it used (Flink's busy is wall time), busy is first scaled down to CPU (cpu_share). A
+fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
+from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
+
+The sim gives every instance a core; on a machine with fewer cores than busy instances,
+predicted_throughput also caps the job at the cores it gets: `fit_cores` finds them from the windows the
+machine held back.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +30,11 @@ from typing import Any
 
 from streamtune_cli.capacity import usl_params
 from streamtune_cli.errors import UsageError
-from streamtune_cli.spec.models import JobSpec, OperatorKind
+from streamtune_cli.io import read_json_file
+from streamtune_cli.spec.models import MAX_COST_US, MIN_COST_US, JobSpec, OperatorKind
 
 __all__ = [
+    "cpu_share",
     "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_cores",
 ]
 
@@ -73,12 +80,8 @@ def load_samples(paths: list[Path]) -> tuple[list[Sample], dict[str, Any] | None
     samples: list[Sample] = []
     first_spec: dict[str, Any] | None = None
     for path in paths:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+        # Regular files only, bounded, strict JSON (duplicate keys and absurd integers refused with a position).
+        data = read_json_file(path, "measured windows")
         try:
             if isinstance(data, dict) and "steps" in data:
                 trace = Trace.model_validate(data)
@@ -130,26 +133,42 @@ def fit_usl(points: list[tuple[int, float]], sigma0: float, kappa0: float) -> tu
     return a * 1e6, sigma, kappa, error
 
 
+def cpu_share(observation: Any) -> float:
+    """The fraction of the operators' busy time that was CPU time in a window (1 where nothing says less).
+
+    Flink's busy time is wall time: a task thread waiting for a core counts as busy, so where threads
+    outnumber cores every busy reads high and the costs fitted from it would carry the wait. The window's
+    CPU (observation.cpu_cores, e.g. the task managers' JVM CPU) bounds the operators' real work: when the
+    busy instances add up to more cores than were used, each busy is scaled down by that ratio. The local
+    executor's busy is CPU time already, and the sim's instances each own a core: both give 1."""
+    used = getattr(observation, "cpu_cores", None)
+    busy = sum(m.busy * m.parallelism for m in observation.operators.values())
+    if used is None or busy <= 0 or used >= busy:
+        return 1.0
+    return max(used / busy, 1e-3)
+
+
 def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUSY) -> tuple[JobSpec, list[OperatorFit]]:
     """The spec with cost_us, scaling and selectivity fitted to the samples, and one OperatorFit per operator."""
     from streamtune_cli.spec.loader import spec_to_data
 
     fits: list[OperatorFit] = []
+    scales = [cpu_share(sample.observation) for sample in samples]
     data = spec_to_data(spec)
     by_id = {op["id"]: op for op in data["operators"]}
     for op in spec.operators:
         points: list[tuple[int, float]] = []
         rin = rout = 0.0
         windows = 0
-        for sample in samples:
+        for sample, share in zip(samples, scales):
             m = sample.observation.operators.get(op.id)
             if m is None:
                 continue
             windows += 1
             rin += m.input_rate_rps
             rout += m.output_rate_rps
-            if m.busy >= min_busy and m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
-                points.append((int(m.parallelism), float(m.true_processing_rate_rps)))
+            if m.busy * share >= min_busy and m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
+                points.append((int(m.parallelism), float(m.true_processing_rate_rps) / share))
         # A source's records in are the records it reads; a Flink source vertex with a chained pre-aggregate
         # (LocalWindowAggregate) emits far fewer, and what it emits is what loads the next vertex.
         selectivity = rout / rin if rin > 0 and op.kind != OperatorKind.sink else None
@@ -160,7 +179,7 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
         else:
             sigma0, kappa0 = usl_params(op)
             cost, sigma, kappa, error = fit_usl(points, sigma0, kappa0)
-            if not (math.isfinite(cost) and cost > 1e-6):
+            if not (math.isfinite(cost) and MIN_COST_US <= cost <= MAX_COST_US):
                 fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, "no usable fit: hints kept"))
                 if selectivity is not None:
                     by_id[op.id]["selectivity"] = round(selectivity, 6)

@@ -4,10 +4,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Location", "Problem", "StreamtuneError", "SpecError", "UsageError", "ExecutorError", "EXIT_EXECUTOR"]
+__all__ = [
+    "Location",
+    "Problem",
+    "StreamtuneError",
+    "SpecError",
+    "UsageError",
+    "ExecutorError",
+    "EXIT_EXECUTOR",
+    "excerpt",
+    "EXCERPT_CHARS",
+    "MAX_PROBLEMS_SHOWN",
+]
 
 # An executor (a cluster, a local engine) failed or refused: not the user's input, not a bug of ours.
 EXIT_EXECUTOR = 4
+
+
+# A file with thousands of broken entries gets the first ones listed, not thousands of lines.
+MAX_PROBLEMS_SHOWN = 50
+# The most characters of a user's value an error message quotes: enough to recognise it, never a wall of
+# text (a 100 KB id or SQL string must not fill a terminal or a CI log).
+EXCERPT_CHARS = 60
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """`repr(value)` cut to about `limit` characters, saying how long the whole value is."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        # repr() of an int past ~4300 digits raises; the size is what matters anyway.
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -60,7 +93,9 @@ class SpecError(StreamtuneError):
         if len(self.problems) == 1:
             return str(self.problems[0])
         lines = [f"{self.file}: {len(self.problems)} problems"]
-        lines += [f"  {p}" for p in self.problems]
+        lines += [f"  {p}" for p in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more (fix the ones above first)")
         return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from streamtune_cli.calibrate import Sample, calibrate, cpu_us_per_record, fit_cores, fit_usl, predicted_throughput
+from streamtune_cli.calibrate import Sample, calibrate, cpu_share, cpu_us_per_record, fit_cores, fit_usl, predicted_throughput
 from streamtune_cli.cli.app import app
 from streamtune_cli.executors.sim import SimExecutor
 from streamtune_cli.spec import load_spec
@@ -119,7 +119,7 @@ def test_the_command_writes_a_loadable_spec_and_its_fits(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "bad.json:1:2: not JSON"),
+        ("{not json", "bad.json:1:2: invalid JSON"),
         ('{"hello": 1}', "bad.json: not a tuning trace (trace.json) nor a `streamtune run --json` output"),
         ('{"parallelism": {"a": 1}, "observation": {"t_s": 1}}', "bad.json: window_s: Field required"),
     ],
@@ -131,3 +131,32 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path: Path, content: str, message
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_busy_that_counts_waiting_for_a_core_is_scaled_to_the_cpu_the_window_used() -> None:
+    spec = chain_spec([("src", "source", 2.0, 1.0), ("work", "map", 10.0, 1.0), ("out", "sink", 0.5, 1.0)], rate_rps=1000.0, name="c")
+    honest = []
+    for p in (1, 2, 3):  # 40,000 rec/s: work (100,000 rec/s per instance) is busy 0.4 at most
+        par = {op.id: p for op in spec.operators}
+        with SimExecutor(seed=0, noise=0.0, rate_rps=40_000.0) as sim:
+            sim.deploy(spec, par)
+            honest.append(Sample(par, sim.observe(), "sim"))
+    assert max(m.busy for w in honest for m in w.observation.operators.values()) <= 0.5
+    # The same windows as a wall-time clock would read them with every thread waiting half its time for a
+    # core: busy doubled (true processing rates halved), while the CPU the window used stays what it was.
+    inflated = []
+    for w in honest:
+        obs = w.observation
+        used = sum(m.busy * m.parallelism for m in obs.operators.values())
+        ops = {
+            k: m.model_copy(update={"busy": min(1.0, 2 * m.busy), "true_processing_rate_rps": m.true_processing_rate_rps / 2})
+            for k, m in obs.operators.items()
+        }
+        inflated.append(Sample(w.parallelism, obs.model_copy(update={"operators": ops, "cpu_cores": used}), "wall"))
+    assert all(cpu_share(s.observation) == pytest.approx(0.5, rel=1e-6) for s in inflated)
+    _, fits = calibrate(spec, inflated)
+    work = next(f for f in fits if f.operator == "work")
+    assert work.cost_us == pytest.approx(10.0, rel=1e-3)
+    # Without the window's CPU, nothing says the busy time was inflated: the cost doubles.
+    _, blind = calibrate(spec, [Sample(s.parallelism, s.observation.model_copy(update={"cpu_cores": None}), "x") for s in inflated])
+    assert next(f for f in blind if f.operator == "work").cost_us == pytest.approx(20.0, rel=1e-3)

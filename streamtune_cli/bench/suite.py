@@ -252,7 +252,7 @@ def suite_from_doc(doc: Any, path: Path) -> LoadedSuite:
     if problems:
         raise SpecError(problems)
     # Job specs report their own problems, positioned in their own files. SQL is irrelevant to the sim.
-    jobs = [(p, load_spec(p, check_sql_expressions=False)) for p in job_paths]
+    jobs = [(p, load_spec(p)) for p in job_paths]
     return LoadedSuite(suite=suite, path=path, jobs=jobs)
 
 

@@ -54,8 +54,9 @@ class ExecutorOption:
         if self.type is bool:
             return "must be true or false"
         kind = "an integer" if self.type is int else "a finite number"
-        if self.gt == 0 and self.ge is None and self.le is None:
-            return "must be a positive integer" if self.type is int else "must be positive and finite"
+        if self.gt == 0 and self.ge is None:
+            positive = "must be a positive integer" if self.type is int else "must be positive and finite"
+            return positive if self.le is None else f"{positive}, at most {self.le:g}"
         if self.ge is not None and self.le is not None:
             return f"must be {kind} between {self.ge:g} and {self.le:g}"
         bounds = [f"{op} {value:g}" for op, value in ((">", self.gt), (">=", self.ge), ("<=", self.le)) if value is not None]
@@ -82,6 +83,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "local": ("streamtune_cli.executors.local.executor", "LocalExecutor", "LocalOptions"),
     "flink": ("streamtune_cli.executors.flink", "FlinkExecutor", "FlinkOptions"),
 }
+
 # Known names that have no implementation yet: asking for one says so instead of "unknown".
 _PLANNED: tuple[str, ...] = ()
 
@@ -94,6 +96,7 @@ _RATE_RPS = ExecutorOption(
     None,
     "Base source rate in records/s that the workload's schedule multiplies (default: the spec's workload rate)",
     gt=0,
+    le=1e10,  # spec.models.MAX_RATE_RPS, written out to keep pydantic out of `--help` (a test checks they agree)
     optional=True,
 )
 _SPEC_DIR = ExecutorOption("spec_dir", str, None, "Folder that trace schedules' relative paths are resolved against", optional=True)

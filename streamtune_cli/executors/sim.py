@@ -23,7 +23,7 @@ from streamtune_cli.capacity import (
     usl_rate,
 )
 from streamtune_cli.definitions import bottleneck_set, peak_target_rate_rps
-from streamtune_cli.errors import ExecutorError, UsageError
+from streamtune_cli.errors import ExecutorError, UsageError, excerpt
 from streamtune_cli.executors.base import Observation, OperatorMetrics, Parallelism
 from streamtune_cli.executors.schedules import rate_factor_function
 from streamtune_cli.spec.graph import JobGraph
@@ -269,9 +269,10 @@ class SimExecutor:
         if not all(math.isfinite(x) for x in (target, self.lag_records, window_end)):
             # A finite spec can still multiply past the float range (rate x seconds of backlog, or restart
             # after restart); no measurement would mean anything there.
+            where = f" (spec folder {self.spec_dir})" if self.spec_dir else ""
             raise UsageError(
-                f"the simulation overflows at t = {window_end:g} s (target {target:g} rec/s, lag "
-                f"{self.lag_records:g} records): use a smaller rate, schedule factor or restart_s"
+                f"job {excerpt(deployment.spec.name)}{where}: the simulation overflows at t = {window_end:g} s (target "
+                f"{target:g} rec/s, lag {self.lag_records:g} records): use a smaller rate, schedule factor or restart_s"
             )
         return self._measure(state, deployment, window_end)
 

@@ -21,6 +21,7 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
 import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.connector.datagen.source.DataGeneratorSource;
@@ -202,7 +203,7 @@ public final class StreamtuneSqlRunner {
         public ScanRuntimeProvider getScanRuntimeProvider(ScanContext context) {
             RateLimiterStrategy limit = rate > 0 ? RateLimiterStrategy.perSecond(rate) : RateLimiterStrategy.noOp();
             return SourceProvider.of(new DataGeneratorSource<>(
-                    new RowGenerator(row, min, max, length), rows, limit, InternalTypeInfo.of(row)));
+                    new RowGenerator(row, min, max, length), new ManySplits(0, rows - 1), limit, InternalTypeInfo.of(row)));
         }
 
         @Override
@@ -213,6 +214,26 @@ public final class StreamtuneSqlRunner {
         @Override
         public String asSummaryString() {
             return "streamtune-datagen";
+        }
+    }
+
+    /**
+     * The row numbers cut into SPLITS pieces whatever the first parallelism: Flink's sequence source cuts them
+     * into as many as the first deployment's subtasks, so after a rescale up the new subtasks find no piece,
+     * finish, and the next rescale fails the job ("partially finished vertices"). Each subtask reads one piece
+     * (enough rows to run for ever), so the source rescales freely up to SPLITS subtasks.
+     */
+    static final class ManySplits extends NumberSequenceSource {
+        private static final long serialVersionUID = 1L;
+        static final int SPLITS = 128; // Flink's default max parallelism
+
+        ManySplits(long from, long to) {
+            super(from, to);
+        }
+
+        @Override
+        protected List<NumberSequenceSplit> splitNumberRange(long from, long to, int numSplits) {
+            return super.splitNumberRange(from, to, Math.max(numSplits, SPLITS));
         }
     }
 

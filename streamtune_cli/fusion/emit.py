@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from streamtune_cli.spec.graph import JobGraph
-from streamtune_cli.spec.models import ChainingStrategy, Edge, JobSpec, Operator, OperatorKind
+from streamtune_cli.spec.models import MAX_COST_US, MAX_SELECTIVITY, ChainingStrategy, Edge, JobSpec, Operator, OperatorKind
 from streamtune_cli.spec.parallelism import retarget_parallelism
 
 from streamtune_cli.fusion.cost_model import StageCost
@@ -114,7 +114,7 @@ def combined_operator(
         "max_parallelism": max(parallelism, min(op.max_parallelism for op in ops)),
         "chaining": head.chaining.value,
         "slot_sharing_group": head.slot_sharing_group,
-        "cost_us": cost.cost_us,
+        "cost_us": min(cost.cost_us, MAX_COST_US),
         "scaling": cost.scaling.model_dump(),
     }
     if head.key_skew is not None:
@@ -128,7 +128,7 @@ def combined_operator(
         data["kind"] = OperatorKind.sink.value
         exact = not any(_has_semantics(op) for op in ops)
     else:
-        data["selectivity"] = cost.through
+        data["selectivity"] = min(cost.through, MAX_SELECTIVITY)
         data["record_bytes"] = tail.output_record_bytes
         if head.kind == OperatorKind.source:
             data["kind"] = OperatorKind.source.value
@@ -172,6 +172,10 @@ def combined_operator(
             if join is not None:
                 data["join"] = join
             exact = len(stateful) == 1 and not any(_has_semantics(op) for op in ops if op is not main)
+    if cost.cost_us > MAX_COST_US or cost.through > MAX_SELECTIVITY:
+        # Members each within the spec's ranges can add up beyond them (two operators at the cost limit);
+        # such a stage is far past anything that runs, so it is written at the limit and marked inexact.
+        exact = False
     return Combined(Operator.model_validate(data), exact)
 
 

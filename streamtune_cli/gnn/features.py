@@ -183,8 +183,9 @@ def samples_from_history(history: str | Path, run_ids: Iterable[str] | None = No
         wanted = sorted(set(run_ids))
         runs = runs.filter(pl.col("run_id").is_in(wanted))
         rows = rows.filter(pl.col("run_id").is_in(wanted))
-    runs_df = runs.collect().sort("run_id")
-    rows_df = rows.collect().sort("run_id", "window", "operator")
+    with store.reading():  # a damaged part is named, not a Rust panic from deep inside polars
+        runs_df = runs.collect().sort("run_id")
+        rows_df = rows.collect().sort("run_id", "window", "operator")
     structures: dict[str, tuple[GraphStructure, str | None]] = {}
     for run_id, family, spec_json in runs_df.iter_rows():
         view = JobView.from_spec(JobSpec.model_validate(json.loads(spec_json)))

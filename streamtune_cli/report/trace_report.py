@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping
 from streamtune_cli.definitions import BACKPRESSURE_THRESHOLD, BUSY_THRESHOLD
 from streamtune_cli.errors import Location, Problem, SpecError
 from streamtune_cli.executors.base import Observation, Trace, TraceStep
-from streamtune_cli.io import OutputError
+from streamtune_cli.io import OutputError, fsync_dir, process_alive
 from streamtune_cli.report.html import esc, figure_data_uri, html_banner, html_page, html_table, img_tag, new_figure
 from streamtune_cli.report.markdown import fmt_compact, fmt_number, fmt_ratio, md_cell, md_table
 from streamtune_cli.spec.graph import JobGraph
@@ -808,19 +808,6 @@ def _locked(folder: Path, exclusive: bool) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove_leftovers(folder: Path) -> None:
     """Staging folders and temp files that writers killed earlier left in `folder` (called under the lock)."""
     for entry in os.scandir(folder):
@@ -834,19 +821,9 @@ def _remove_leftovers(folder: Path) -> None:
         if match is None or entry.is_dir(follow_symlinks=False):
             continue
         pid = match.group(3)
-        if pid is not None and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid is not None and int(pid) != os.getpid() and process_alive(int(pid)):
             continue  # a write of partial-trace.json (say) still running in another process
         os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _existing_modes(folder: Path, names: list[str]) -> dict[str, int]:
@@ -927,18 +904,18 @@ def write_report_set(out_dir: Path, files: Mapping[str, bytes], *, set_id: str) 
                     _write_file(staging / name, data, modes.get(name))
                 manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
                 _write_file(staging / MANIFEST_NAME, manifest_bytes, modes.get(MANIFEST_NAME))
-                _fsync_dir(staging)
+                fsync_dir(staging)
                 # From here until the new manifest is in place, out_dir has no manifest: no complete set.
                 (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
-                _fsync_dir(out_dir)
+                fsync_dir(out_dir)
                 for name in old_names:
                     (out_dir / name).unlink(missing_ok=True)
-                _fsync_dir(out_dir)
+                fsync_dir(out_dir)
                 for name in names:
                     os.replace(staging / name, out_dir / name)
-                _fsync_dir(out_dir)
+                fsync_dir(out_dir)
                 os.replace(staging / MANIFEST_NAME, out_dir / MANIFEST_NAME)
-                _fsync_dir(out_dir)
+                fsync_dir(out_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except OutputError:

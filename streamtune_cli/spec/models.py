@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "OperatorKind",
@@ -31,6 +31,22 @@ __all__ = [
     "NEXMARK_EVENT_BYTES",
     "MAX_PARALLELISM_BOUND",
     "MAX_SKEW_KEYS",
+    "MIN_RATE_RPS",
+    "MAX_RATE_RPS",
+    "MIN_COST_US",
+    "MAX_COST_US",
+    "MAX_SELECTIVITY",
+    "MAX_RECORD_BYTES",
+    "MAX_RESTART_S",
+    "MIN_RATE_FACTOR",
+    "MAX_RATE_FACTOR",
+    "MIN_SECONDS",
+    "MAX_SECONDS",
+    "MIN_RATE_SHARE",
+    "MAX_RATE_SHARE",
+    "MAX_OPERATORS",
+    "MAX_EDGES",
+    "MAX_OPERATOR_INPUT_RPS",
 ]
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
@@ -40,9 +56,44 @@ MAX_PARALLELISM_BOUND = 32768
 # Zipf over more keys than this is indistinguishable from it for skew modelling, and costs memory.
 MAX_SKEW_KEYS = 1_000_000
 
+# Every number is bounded where it enters, to a range that makes physical sense (docs/spec.md, "Numeric
+# bounds"). Within them every product the sim, the oracle, fusion's cost model and the tuners form (rate x
+# factor x selectivities x seconds of backlog, bytes x records/s) stays far inside the float range.
+# Total target rate: a millionth of a record per second up to ten billion, above any single job.
+MIN_RATE_RPS = 1e-6
+MAX_RATE_RPS = 1e10
+# CPU per record of one instance: from a nanosecond to a thousand seconds.
+MIN_COST_US = 1e-3
+MAX_COST_US = 1e9
+# Output records per input record: a flat_map that explodes each record into 10,000 is the most we model.
+MAX_SELECTIVITY = 1e4
+# One output record: up to 1 GiB.
+MAX_RECORD_BYTES = 2**30
+# Downtime of one reconfiguration: up to a day.
+MAX_RESTART_S = 86_400.0
+# Schedule factors multiply rate_rps: from a thousandth to a thousand times the base rate.
+MIN_RATE_FACTOR = 1e-3
+MAX_RATE_FACTOR = 1e3
+# Durations (window sizes, periods) and points in time (step and trace times): a millisecond to ~32 years.
+MIN_SECONDS = 1e-3
+MAX_SECONDS = 1e9
+# A source's share of the rate (only ratios matter).
+MIN_RATE_SHARE = 1e-6
+MAX_RATE_SHARE = 1e6
+# The largest job loaded: docs/spec.md states the time and memory it takes (benchmarks/bench_spec_size.py).
+MAX_OPERATORS = 50_000
+MAX_EDGES = 200_000
+# Records/s one operator may have to process at the schedule's peak, after selectivities, broadcast edges
+# and converging paths multiplied the source rate (a job-level rule, checked by the loader).
+MAX_OPERATOR_INPUT_RPS = 1e15
+
 # Nexmark generator facts (Tucker et al.; Beam/Flink Nexmark): event proportions and average sizes.
 NEXMARK_EVENT_MIX = {"person": 1, "auction": 3, "bid": 46}
 NEXMARK_EVENT_BYTES = {"person": 200, "auction": 500, "bid": 100}
+
+
+Seconds = Annotated[float, Field(ge=MIN_SECONDS, le=MAX_SECONDS)]
+Factor = Annotated[float, Field(ge=MIN_RATE_FACTOR, le=MAX_RATE_FACTOR)]
 
 
 class _Strict(BaseModel):
@@ -120,9 +171,9 @@ class KeySkew(_Strict):
 
 class Window(_Strict):
     type: Literal["tumble", "hop", "session"]
-    size_s: PositiveFloat | None = None
-    slide_s: PositiveFloat | None = None
-    gap_s: PositiveFloat | None = None
+    size_s: Seconds | None = None
+    slide_s: Seconds | None = None
+    gap_s: Seconds | None = None
     time_field: str = "date_time"
 
     @model_validator(mode="after")
@@ -172,13 +223,13 @@ class Operator(_Strict):
     chaining: ChainingStrategy = ChainingStrategy.always
     slot_sharing_group: str = "default"
     # Cost hints: per-record CPU of one instance, output/input ratio, average output record size.
-    cost_us: PositiveFloat = 1.0
-    selectivity: Annotated[float, Field(ge=0)] = 1.0
-    record_bytes: Annotated[int, Field(ge=0)] | None = None
+    cost_us: Annotated[float, Field(ge=MIN_COST_US, le=MAX_COST_US)] = 1.0
+    selectivity: Annotated[float, Field(ge=0, le=MAX_SELECTIVITY)] = 1.0
+    record_bytes: Annotated[int, Field(ge=0, le=MAX_RECORD_BYTES)] | None = None
     scaling: Scaling | None = None
     key_skew: KeySkew | None = None
     # Sources: share of the workload's rate, and what they generate.
-    rate_share: PositiveFloat | None = None
+    rate_share: Annotated[float, Field(ge=MIN_RATE_SHARE, le=MAX_RATE_SHARE)] | None = None
     generator: Literal["nexmark", "datagen", "parquet"] | None = None
     events: list[Literal["person", "auction", "bid"]] | None = None
     # generator: parquet: the file (relative to the spec's folder) and its event-time column.
@@ -190,7 +241,7 @@ class Operator(_Strict):
     legacy_source: bool = False
     sink_writer: bool = False
     yielding: bool = False
-    # Semantics for the local engine (SQL expressions, parsed with polars, never evaluated as Python).
+    # Semantics for the local engine (Flink SQL expressions, parsed with sqlglot: spec/sql.py; never evaluated as Python).
     predicate: str | None = None
     columns: dict[str, str] | None = None
     key: list[str] | None = None
@@ -283,8 +334,8 @@ class ConstantSchedule(_Strict):
 
 
 class RateStep(_Strict):
-    at_s: Annotated[float, Field(ge=0)]
-    factor: PositiveFloat
+    at_s: Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+    factor: Factor
 
 
 class StepSchedule(_Strict):
@@ -315,9 +366,9 @@ class SquareSchedule(_Strict):
     """Nexmark's default rate shape: alternate between a low and a high factor every half period."""
 
     kind: Literal["square"]
-    period_s: PositiveFloat
-    low_factor: PositiveFloat = 0.5
-    high_factor: PositiveFloat = 1.0
+    period_s: Seconds
+    low_factor: Factor = 0.5
+    high_factor: Factor = 1.0
 
     def factor_at(self, t_s: float) -> float:
         return self.low_factor if (t_s % self.period_s) < self.period_s / 2 else self.high_factor
@@ -328,7 +379,7 @@ class SquareSchedule(_Strict):
 
 class SineSchedule(_Strict):
     kind: Literal["sine"]
-    period_s: PositiveFloat
+    period_s: Seconds
     amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
     def factor_at(self, t_s: float) -> float:
@@ -344,7 +395,7 @@ class TraceSchedule(_Strict):
     """Rate factors read from a CSV file (`t_s,factor` per line), relative to the spec file."""
 
     kind: Literal["trace"]
-    file: str
+    file: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 Schedule = Annotated[
@@ -354,7 +405,7 @@ Schedule = Annotated[
 
 
 class Workload(_Strict):
-    rate_rps: PositiveFloat
+    rate_rps: Annotated[float, Field(ge=MIN_RATE_RPS, le=MAX_RATE_RPS)]
     schedule: Schedule = ConstantSchedule()
 
 
@@ -362,10 +413,10 @@ class JobSpec(_Strict):
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     chaining_enabled: bool = True
-    restart_s: Annotated[float, Field(ge=0)] = 10.0
+    restart_s: Annotated[float, Field(ge=0, le=MAX_RESTART_S)] = 10.0
     workload: Workload
-    operators: list[Operator] = Field(min_length=1)
-    edges: list[Edge] = Field(default_factory=list)
+    operators: list[Operator] = Field(min_length=1, max_length=MAX_OPERATORS)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
 
     def operator(self, op_id: str) -> Operator:
         for op in self.operators:

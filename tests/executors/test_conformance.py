@@ -279,8 +279,8 @@ def test_an_executor_failure_in_a_command_is_one_line_and_exit_4(monkeypatch: py
     [
         ("tune", ["--noise", "0.6"], "--noise must be a finite number between 0 and 0.5, got 0.6"),
         ("tune", ["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
-        ("tune", ["--rate", "nan"], "--rate must be positive and finite, got nan"),
-        ("simulate", ["--rate", "0"], "--rate must be positive and finite, got 0.0"),
+        ("tune", ["--rate", "nan"], "--rate must be positive and finite, at most 1e+10, got nan"),
+        ("simulate", ["--rate", "0"], "--rate must be positive and finite, at most 1e+10, got 0.0"),
         ("tune", ["--executor", "k8s"], "unknown executor 'k8s' (choose from sim, local, flink)"),
         ("tune", ["--executor", "local", "--rest", "http://x"], "--rest is an option of executor flink, not of 'local'"),
         ("tune", ["--executor", "local", "--noise", "0.1"], "--noise is an option of executor sim, not of 'local'"),
@@ -291,3 +291,10 @@ def test_cli_executor_options_go_through_the_registry(command: str, args: list[s
     result = CliRunner().invoke(app, [command, str(ROOT / "configs/nexmark/q5.yaml"), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_rate_flag_has_the_specs_own_bound() -> None:
+    from streamtune_cli.executors.registry import _RATE_RPS
+    from streamtune_cli.spec.models import MAX_RATE_RPS
+
+    assert _RATE_RPS.le == MAX_RATE_RPS

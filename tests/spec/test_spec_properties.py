@@ -51,11 +51,12 @@ def test_mutated_specs_give_a_clean_answer(data: object) -> None:
         ):
             result = runner.invoke(app, command)
             output = result.output
-            assert result.exit_code in (0, 2), (command, output)
+            # tune exits 1 when it ran but the job does not keep up: the spec was accepted all the same.
+            assert result.exit_code in ((0, 1, 2) if command[0] == "tune" else (0, 2)), (command, output)
             assert "Traceback" not in output and "internal error" not in output, (command, output)
             if result.exit_code == 2 and command[0] == "validate":
                 assert f"{path}:" in output
-            verdicts.append(result.exit_code)
+            verdicts.append(0 if command[0] == "tune" and result.exit_code == 1 else result.exit_code)
     # A spec that validates is accepted by every command, and one that does not is rejected by every one.
     assert len(set(verdicts)) == 1, verdicts
 

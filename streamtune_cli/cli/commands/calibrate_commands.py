@@ -45,7 +45,7 @@ def calibrate(
     check_one_stdout(out=out, json=as_json)
     samples, recorded = load_samples(traces)
     if job is not None:
-        spec = load_spec(job, check_sql_expressions=False)
+        spec = load_spec(job)
     elif recorded is not None:
         spec = JobSpec.model_validate(recorded)
     else:

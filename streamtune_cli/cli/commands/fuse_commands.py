@@ -60,7 +60,7 @@ def fuse(
     copy_us_per_record: float = typer.Option(0.05, metavar="US", help="Cost model: chained record copy per record (µs)."),
     copy_us_per_byte: float = typer.Option(0.0005, metavar="US", help="Cost model: chained record copy per byte (µs)."),
     hop_latency_ms: float = typer.Option(0.5, metavar="MS", help="Cost model: latency of one queue/network hop (ms)."),
-    no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster)."),
+    no_sql: bool = typer.Option(False, "--no-sql", help="Skip checking SQL expressions (other commands still check them)."),
     measure: bool = typer.Option(
         False,
         "--measure",

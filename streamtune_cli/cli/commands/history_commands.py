@@ -265,7 +265,7 @@ def assign(
     from streamtune_cli.history.clusters import assign_spec, load_clusters
     from streamtune_cli.spec import load_spec
 
-    spec = load_spec(job, check_sql_expressions=False)
+    spec = load_spec(job)
     model = load_clusters(clusters)
     result = assign_spec(spec, model, max_expansions)
     data = {"job": spec.name, "file": str(job), **result}

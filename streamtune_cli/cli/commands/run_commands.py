@@ -102,7 +102,7 @@ def run(
         )
     options = executor_options_from_flags(executor, flags)
     options["spec_dir"] = spec_dir_of(job)
-    spec = load_spec(job, check_sql_expressions=executor == "local")
+    spec = load_spec(job)
     chosen = parse_parallelism(parallelism) if parallelism is not None else {}
     from streamtune_cli.spec.parallelism import complete_parallelism
 

@@ -32,29 +32,13 @@ def config_kind(data: object) -> str:
     return "job spec"
 
 
-def _check_rate_trace(spec, doc, path: Path) -> None:  # noqa: ANN001
-    """A trace schedule's CSV must exist and parse, as every executor will read it."""
-    schedule = spec.workload.schedule
-    if schedule.kind != "trace":
-        return
-    from streamtune_cli.errors import SpecError
-    from streamtune_cli.executors.schedules import load_rate_trace
-
-    trace = Path(schedule.file)
-    if not trace.is_absolute():
-        trace = Path(path).parent / trace
-    if not trace.is_file():
-        raise SpecError([doc.problem(("workload", "schedule", "file"), f"rate trace {str(trace)!r} not found")])
-    load_rate_trace(trace)  # its own errors name the CSV's file and line
-
-
 def validate(
     files: List[str] = typer.Argument(
         ...,
         help="YAML files or folders (searched recursively for *.yaml and *.yml): job specs, bench suites or gate "
         "rules. Globs such as 'configs/**/*.yaml' are expanded.",
     ),
-    no_sql: bool = typer.Option(False, "--no-sql", help="Skip parsing SQL expressions (faster; no polars import)."),
+    no_sql: bool = typer.Option(False, "--no-sql", help="Skip checking SQL expressions (other commands still check them)."),
 ) -> None:
     """Check job specs, bench suites and gate rules: a table of every file, then every problem; exit 2 if any
     file is invalid."""
@@ -123,7 +107,6 @@ def _check_file(path: Path, no_sql: bool) -> tuple[str, str, str]:
         suite = suite_from_doc(doc, path)
         return kind, suite.suite.name, f"{len(suite.jobs)} jobs, {len(suite.suite.tuners)} tuners"
     spec = spec_from_data(doc, check_sql_expressions=not no_sql)
-    _check_rate_trace(spec, doc, path)
     graph = JobGraph(spec)
     contents = (
         f"{len(spec.operators)} operators, {len(spec.edges)} edges, "

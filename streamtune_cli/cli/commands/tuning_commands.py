@@ -84,9 +84,9 @@ def _executor_settings(name: str, job_path: Path, **flags: Any) -> dict[str, Any
 def _load_job(job: Path, executor: str = "sim"):  # noqa: ANN202 - JobSpec; kept out of the module's import cost
     from streamtune_cli.spec import load_spec
 
-    # SQL expressions do not matter to the sim, and parsing them would import polars; the local engine runs
-    # them, so a bad one is reported with its file position before anything starts.
-    return load_spec(job, check_sql_expressions=executor == "local")
+    # Every command checks a spec the same way (SQL included: spec/sql.py), so what `validate` accepts is
+    # what `tune` accepts, whichever executor runs it.
+    return load_spec(job)
 
 
 def _fmt_rate(value: float) -> str:
@@ -357,6 +357,7 @@ def _save_partial_trace(
 ) -> Optional[Path]:
     """The steps observed before a failure, as a trace file `calibrate` and `history add` read; None when
     even that cannot be written (the original error is what the user needs then)."""
+    from streamtune_cli.errors import StreamtuneError
     from streamtune_cli.executors.base import Trace
     from streamtune_cli.io import write_json_atomic
     from streamtune_cli.spec.loader import spec_to_data
@@ -375,8 +376,17 @@ def _save_partial_trace(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, trace.model_dump(mode="json"))
-    except OSError:
+    except (OSError, StreamtuneError):
         return None
+    if report is not None:
+        # A complete report of an earlier run in the folder would read as this one's: replace it with the
+        # partial session's (its page says FAILED at the top), or at least take its manifest away.
+        from streamtune_cli.report.trace_report import write_trace_reports
+
+        try:
+            write_trace_reports(trace, folder)
+        except Exception:  # noqa: BLE001 - the session's own error is what the user must see
+            (folder / "manifest.json").unlink(missing_ok=True)
     return path
 
 
