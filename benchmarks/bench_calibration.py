@@ -8,9 +8,10 @@ source record must fit in them) is compared with what was measured.
 
 - `--executor local` (default): the Nexmark specs in configs/nexmark, unfused (every operator a process of
   its own, so each is measured on its own).
-- `--executor flink --rest URL`: the FLIP-27 SQL jobs in configs/flink (`*_flip27.sql`, whose source reports
-  busy time) submitted to a running cluster (`streamtune flink up`) with the generator's rate limit lifted,
-  imported with `import flink`; a unit is a Flink job vertex. Each job is cancelled afterwards.
+- `--executor flink --rest URL`: SQL jobs of configs/flink submitted to a running cluster (`streamtune flink
+  up`) as `flink submit --flip27-source` does (their `datagen` tables read through streamtune's FLIP-27
+  generator, whose source reports busy time) with no rate limit, imported with `import flink`; a unit is a
+  Flink job vertex. Each job is cancelled afterwards.
 
     .venv/bin/python benchmarks/bench_calibration.py [--jobs q1,q2,q5] [--window 5] [--json out.json]
     .venv/bin/python benchmarks/bench_calibration.py --executor flink --rest http://127.0.0.1:8081 [--window 10]
@@ -22,13 +23,12 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-FLINK_JOBS = "q2_filter_unchained_flip27,q5_hop_window_flip27,bids_per_bidder_flip27"
+FLINK_JOBS = "q2_filter_unchained,q5_hop_window,bids_per_bidder"
 
 
 def _local_cases(jobs: list[str], window_s: float) -> Iterator[tuple[str, Any, Callable[[dict[str, int]], Any]]]:
@@ -52,16 +52,16 @@ def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tu
 
     from streamtune_cli.errors import ExecutorError
     from streamtune_cli.executors.flink import FlinkExecutor
-    from streamtune_cli.flink.cluster import submit_sql
+    from streamtune_cli.flink.cluster import submit_sql, with_flip27_generator
     from streamtune_cli.flink.importer import import_flink_job
     from streamtune_cli.flink.rest import FlinkRest
     from streamtune_cli.flink.tuning import vertex_spec
     from streamtune_cli.spec import load_spec_text
 
     for name in jobs:
-        sql = (ROOT / "configs" / "flink" / f"{name}.sql").read_text()
-        # Lift the generator's rate limit ('0' = none) so the job runs as fast as the cluster lets it.
-        sql = re.sub(r"'rows-per-second'\s*=\s*'[^']*'", "'rows-per-second' = '0'", sql)
+        # Through the FLIP-27 generator (its source reports busy time), with no rate limit ('0'): the job
+        # runs as fast as the cluster lets it.
+        sql = with_flip27_generator((ROOT / "configs" / "flink" / f"{name}.sql").read_text(), rows_per_second=0)
         job_id = submit_sql(rest_url, sql)
         try:
             with FlinkRest(rest_url) as rest:

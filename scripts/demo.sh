@@ -9,7 +9,7 @@ bash scripts/setup.sh
 st=.venv/bin/streamtune
 $st validate 'configs/nexmark/*.yaml'
 $st fuse configs/nexmark/q5.yaml --markdown out/q5-fusion.md
-$st tune configs/nexmark/q3.yaml --executor sim --tuner streamtune --models sample_histories/models --seed 0 --report out/q3-tune
+$st tune configs/nexmark/q3.yaml --executor sim --tuner streamtune --models sample_histories/models --seed 0 --out out/q3-tune
 $st cluster assign configs/nexmark/q5.yaml --clusters sample_histories/clusters.json
 echo
 echo "reports: out/q5-fusion.md, out/q3-tune/report.md, out/q3-tune/report.html"

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -350,6 +351,22 @@ def cluster_status(settings: ClusterSettings = ClusterSettings()) -> dict[str, A
         except ExecutorError as exc:
             report["rest_error"] = str(exc)
     return report
+
+
+_DATAGEN = re.compile(r"('connector'\s*=\s*)'datagen'", re.IGNORECASE)
+_PIPELINE_NAME = re.compile(r"(SET\s+'pipeline\.name'\s*=\s*'(?:[^']|'')*)'", re.IGNORECASE)
+
+
+def with_flip27_generator(sql: str, *, rows_per_second: float | None = None) -> str:
+    """`sql` with every `datagen` table read through the SQL runner's FLIP-27 generator instead
+    ('connector' = 'streamtune-datagen': the same options), which reports busy and idle time, unlike Flink
+    2.3's legacy `datagen`; the job name gets `-flip27`. `rows_per_second` replaces every table's rate (0:
+    as fast as the job goes)."""
+    out = _DATAGEN.sub(r"\1'streamtune-datagen'", sql)
+    out = _PIPELINE_NAME.sub(r"\1-flip27'", out, count=1)
+    if rows_per_second is not None:
+        out = re.sub(r"'rows-per-second'\s*=\s*'[^']*'", f"'rows-per-second' = '{rows_per_second:g}'", out)
+    return out
 
 
 def submit_sql(

@@ -161,15 +161,24 @@ class _StageView(JobGraph):
 
     def __init__(self, base: JobGraph, operators: dict[str, Operator], edges: dict[tuple[str, str], Edge]):
         self.spec = base.spec
-        self.nx = base.nx
-        self._operators = operators
-        self._edges = edges
+        self._base = base
+        self._operators, self._edges, self._up, self._down = base._operators, base._edges, base._up, base._down
+        self._stand_ins = operators
+        self._edge_stand_ins = edges
+
+    @property
+    def nx(self):  # type: ignore[no-untyped-def, override]
+        return self._base.nx  # the same structure: built once, by the base, if anything asks
+
+    @property
+    def topological_order(self) -> list[str]:  # type: ignore[override]
+        return self._base.topological_order
 
     def operator(self, op_id: str) -> Operator:
-        return self._operators.get(op_id) or JobGraph.operator(self, op_id)
+        return self._stand_ins.get(op_id) or JobGraph.operator(self, op_id)
 
     def edge(self, src: str, dst: str) -> Edge:
-        return self._edges.get((src, dst)) or JobGraph.edge(self, src, dst)
+        return self._edge_stand_ins.get((src, dst)) or JobGraph.edge(self, src, dst)
 
 
 def stage_capacity_rps(

@@ -1,12 +1,16 @@
-"""JobGraph: a validated JobSpec as a networkx DiGraph, with the queries every algorithm needs."""
+"""JobGraph: a validated JobSpec as a DAG, with the queries every algorithm needs (and a networkx DiGraph
+of it, built on first use: networkx costs a tenth of a second to import, which `validate` does not need)."""
 
 from __future__ import annotations
 
+import heapq
 from functools import cached_property
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from streamtune_cli.spec.models import Edge, JobSpec, Operator, OperatorKind
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["JobGraph", "DagQueries"]
 
@@ -16,7 +20,7 @@ class DagQueries:
     (with `.kind`, `.rate_share`) and `edge(src, dst)`. JobGraph (the full spec) and tuning.view.JobView
     (what a tuner may see) share them."""
 
-    nx: nx.DiGraph
+    nx: "nx.DiGraph"
 
     def operator(self, op_id: str):  # type: ignore[no-untyped-def]
         raise NotImplementedError
@@ -26,6 +30,8 @@ class DagQueries:
 
     @cached_property
     def topological_order(self) -> list[str]:
+        import networkx as nx
+
         # Lexicographic tie-break keeps every report and decision order deterministic.
         return list(nx.lexicographical_topological_sort(self.nx))
 
@@ -60,25 +66,73 @@ class DagQueries:
 
 
 class JobGraph(DagQueries):
-    """Read-only graph view of a JobSpec; node = operator id, edge data `edge` = the spec's Edge."""
+    """Read-only graph view of a JobSpec; node = operator id, edge data `edge` = the spec's Edge.
+
+    Operators, edges, neighbours and the topological order come from plain dicts; `nx` (a networkx
+    DiGraph with the same nodes in spec order and the same data) is built when something asks for it."""
 
     def __init__(self, spec: JobSpec):
         self.spec = spec
-        graph = nx.DiGraph()
-        for op in spec.operators:
-            graph.add_node(op.id, operator=op, kind=op.kind.value)
+        self._operators: dict[str, Operator] = {op.id: op for op in spec.operators}
+        self._edges: dict[tuple[str, str], Edge] = {}
+        self._up: dict[str, list[str]] = {op_id: [] for op_id in self._operators}
+        self._down: dict[str, list[str]] = {op_id: [] for op_id in self._operators}
         for edge in spec.edges:
+            if (edge.src, edge.dst) not in self._edges:
+                self._up.setdefault(edge.dst, []).append(edge.src)
+                self._down.setdefault(edge.src, []).append(edge.dst)
+            self._edges[(edge.src, edge.dst)] = edge  # a repeated edge: the last one, as networkx keeps it
+
+    @cached_property
+    def nx(self) -> "nx.DiGraph":  # type: ignore[override]
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        for op in self.spec.operators:
+            graph.add_node(op.id, operator=op, kind=op.kind.value)
+        for edge in self.spec.edges:
             graph.add_edge(edge.src, edge.dst, edge=edge, partitioning=edge.partitioning.value)
-        self.nx = graph
+        return graph
+
+    @cached_property
+    def topological_order(self) -> list[str]:
+        """Kahn's algorithm, smallest id first among the ready ones (networkx's lexicographical order)."""
+        waiting = {op_id: len(ups) for op_id, ups in self._up.items()}
+        ready = [op_id for op_id, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            op_id = heapq.heappop(ready)
+            order.append(op_id)
+            for nxt in self._down[op_id]:
+                waiting[nxt] -= 1
+                if waiting[nxt] == 0:
+                    heapq.heappush(ready, nxt)
+        if len(order) != len(waiting):
+            import networkx as nx
+
+            raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
+        return order
 
     def operator(self, op_id: str) -> Operator:
-        return self.nx.nodes[op_id]["operator"]
+        return self._operators[op_id]
 
     def edge(self, src: str, dst: str) -> Edge:
-        return self.nx.edges[src, dst]["edge"]
+        return self._edges[(src, dst)]
 
-    def labeled(self) -> nx.DiGraph:
+    def upstream(self, op_id: str) -> list[str]:
+        return sorted(self._up[op_id])
+
+    def downstream(self, op_id: str) -> list[str]:
+        return sorted(self._down[op_id])
+
+    def __len__(self) -> int:
+        return len(self._operators)
+
+    def labeled(self) -> "nx.DiGraph":
         """Structure only (node label `kind`, edge label `partitioning`): the input of graph edit distance."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         graph.add_nodes_from((n, {"kind": d["kind"]}) for n, d in self.nx.nodes(data=True))
         graph.add_edges_from((u, v, {"partitioning": d["partitioning"]}) for u, v, d in self.nx.edges(data=True))

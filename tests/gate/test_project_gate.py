@@ -48,7 +48,8 @@ def test_fuse_baselines_pass_their_own_rules(query: str) -> None:
     result = run_gate(baseline, baseline, GATES / "project-fuse.yaml")
     data = json.loads(baseline.read_text())
     assert result.passed
-    assert {c.metric for c in result.checks} == {f"savings.{k}" for k in data["savings"]} | {"tasks_saved"}
+    expected = {f"savings.{k}" for k in data["savings"]} | {"tasks_saved", "joint_tasks", "joint_cpu_us_per_s"}
+    assert {c.metric for c in result.checks} == expected
 
 
 def worsened(path: Path, edit: Any, tmp_path: Path) -> Path:
@@ -82,7 +83,7 @@ def test_lower_fusion_savings_fail(tmp_path: Path) -> None:
     report = worsened(baseline, lambda d: d["savings"].update(cpu_us_per_s=d["savings"]["cpu_us_per_s"] * 0.99), tmp_path)
     result = runner.invoke(app, ["gate", str(report), "-b", str(baseline), "-r", str(GATES / "project-fuse.yaml")])
     assert result.exit_code == 1
-    assert "savings.cpu_us_per_s" in result.output and "FAIL: 1 of 6 checks failed" in result.output
+    assert "savings.cpu_us_per_s" in result.output and "FAIL: 1 of 8 checks failed" in result.output
 
 
 def test_script_rejects_unknown_arguments() -> None:

@@ -106,12 +106,18 @@ def submit(
     sql_file: Path = typer.Argument(..., help="SQL file: SET, CREATE and INSERT statements (one job)."),
     rest: str = typer.Option("http://127.0.0.1:8081", "--rest", help="The cluster's REST address."),
     parallelism: Optional[int] = typer.Option(None, "--parallelism", "-p", min=1, help="Default parallelism of the job."),
+    flip27: bool = typer.Option(
+        False,
+        "--flip27-source",
+        help="Read every `datagen` table through streamtune's FLIP-27 generator (same options), which reports "
+        "busy and idle time; Flink 2.3's datagen is a legacy source that reports none. The job name gets -flip27.",
+    ),
     as_json: Optional[str] = json_option("The job id as JSON (streamtune.flink-submit/1)."),
 ) -> None:
     """Run a SQL file as one Flink job, through streamtune's SQL runner (compiled with javac at first use,
     uploaded over REST); prints the job id once the job is RUNNING."""
     from streamtune_cli.errors import UsageError
-    from streamtune_cli.flink.cluster import submit_sql
+    from streamtune_cli.flink.cluster import submit_sql, with_flip27_generator
 
     try:
         sql = sql_file.read_text()
@@ -119,6 +125,8 @@ def submit(
         raise UsageError(f"{sql_file}: cannot read: {exc.strerror or exc}") from None
     if "INSERT" not in sql.upper():
         raise UsageError(f"{sql_file}: no INSERT statement, so there is no job to run")
+    if flip27:
+        sql = with_flip27_generator(sql)
     job_id = submit_sql(rest, sql, parallelism=parallelism, say=_say)
     if as_json is None:
         typer.echo(job_id)
