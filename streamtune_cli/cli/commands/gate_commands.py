@@ -16,7 +16,7 @@ def gate(
     report: Path = typer.Argument(..., help="Report JSON written by tune, fuse or bench."),
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline JSON of the same kind (a committed earlier report)."),
     rules: Optional[Path] = typer.Option(
-        None, "--rules", "-r", help="Rules YAML (default: the rules shipped with streamtune, streamtune_cli/data/gates/default.yaml). Syntax in docs/ci.md."
+        None, "--rules", "-r", help="Rules YAML (default: the rules shipped with streamtune). Syntax in docs/ci.md."
     ),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here: one testcase per check ('-' is stdout)."),
     summary: Optional[Path] = typer.Option(
