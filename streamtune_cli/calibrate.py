@@ -205,10 +205,14 @@ def cpu_us_per_record(spec: JobSpec, parallelism: dict[str, int]) -> float:
     """CPU (µs) the job spends per source record at `parallelism`: per operator, records per source record x
     its cost at its parallelism (cost_us x the USL slowdown 1 + sigma (p - 1) + kappa p (p - 1): the time an
     instance spends per record grows with p where contention does)."""
-    from streamtune_cli.capacity import usl_rate
     from streamtune_cli.executors.sim import SimDeployment
 
-    deployment = SimDeployment(spec, parallelism)
+    return _cpu_us_per_record(SimDeployment(spec, parallelism))
+
+
+def _cpu_us_per_record(deployment: Any) -> float:
+    from streamtune_cli.capacity import usl_rate
+
     total = 0.0
     for op in deployment.spec.operators:
         demand = deployment.unit_demand[op.id]
@@ -226,9 +230,10 @@ def predicted_throughput(spec: JobSpec, parallelism: dict[str, int], *, cores: f
     instances than cores. `cores` may be the machine's, or what `fit_cores` found the job really gets."""
     from streamtune_cli.executors.sim import SimDeployment
 
-    rate = SimDeployment(spec, parallelism).max_ingest_rps
+    deployment = SimDeployment(spec, parallelism)
+    rate = deployment.max_ingest_rps
     if cores is not None:
-        per_record = cpu_us_per_record(spec, parallelism)
+        per_record = _cpu_us_per_record(deployment)
         if per_record > 0:
             rate = min(rate, cores * 1e6 / per_record)
     return rate
@@ -243,13 +248,14 @@ def fit_cores(spec: JobSpec, samples: list[Sample], *, slack: float = 0.05) -> f
     windows is the effective cores: below the machine's count where processes outnumber cores (they block
     on each other's queues and leave cores idle) or other work shares the machine. None when no window was
     held back by the machine (then the machine's cores are the best guess)."""
+    from streamtune_cli.executors.sim import SimDeployment
+
     found = []
     for sample in samples:
         achieved = sample.observation.achieved_rate_rps
         if achieved <= 0:
             continue
-        from streamtune_cli.executors.sim import SimDeployment
-
-        if SimDeployment(spec, sample.parallelism).max_ingest_rps > achieved * (1 + slack):
-            found.append(achieved * cpu_us_per_record(spec, sample.parallelism) / 1e6)
+        deployment = SimDeployment(spec, sample.parallelism)
+        if deployment.max_ingest_rps > achieved * (1 + slack):
+            found.append(achieved * _cpu_us_per_record(deployment) / 1e6)
     return sum(found) / len(found) if found else None

@@ -189,15 +189,11 @@ def cluster_up(
 ) -> ClusterState:
     """Start a cluster (installing Flink first if needed) and wait until its slots are registered."""
     with _exclusive(settings.folder()):
-        return _cluster_up(settings, install, timeout_s=timeout_s, say=say)
+        return _cluster_up(settings, install, timeout_s, say)
 
 
 def _cluster_up(
-    settings: ClusterSettings = ClusterSettings(),
-    install: FlinkInstall | None = None,
-    *,
-    timeout_s: float = 180.0,
-    say: Callable[[str], None] = lambda _: None,
+    settings: ClusterSettings, install: FlinkInstall | None, timeout_s: float, say: Callable[[str], None]
 ) -> ClusterState:
     folder = settings.folder()
     existing = load_state(folder)
