@@ -6,20 +6,18 @@ propagated from the target source rate through selectivities. Formulas are docum
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import Operator, OperatorKind, Partitioning
-
-if TYPE_CHECKING:
-    import numpy as np
 
 __all__ = [
     "DEFAULT_SCALING",
     "usl_params",
     "usl_rate",
     "key_shares",
+    "hottest_key_share",
     "max_key_share",
     "min_key_share",
     "is_skewed",
@@ -59,25 +57,59 @@ def usl_rate(op: Operator, p: int) -> float:
     return per_instance * p / (1.0 + sigma * (p - 1) + kappa * p * (p - 1))
 
 
-def _key_instance(keys: int, p: int) -> "np.ndarray":
-    import numpy as np  # only skewed operators need it; keeps `fuse` and `validate` start-up light
+# Up to this many keys the shares are computed in plain Python (no numpy import, so `fuse` on a skewed job
+# starts light; ~1 ms a call at 20,000 keys once the key hashes are cached); above it, with numpy. The path
+# depends on the key count alone, so a given (zipf_s, keys, p) always gives the same floats.
+_PLAIN_PYTHON_KEYS = 50_000
+_FIB_MULTIPLIER = 0x9E3779B97F4A7C15
+_U64 = (1 << 64) - 1
 
-    # Fibonacci hashing of key ids: deterministic, spreads consecutive ids, no dependency on PYTHONHASHSEED.
+
+@lru_cache(maxsize=8)
+def _key_hashes(keys: int) -> tuple[int, ...]:
+    """Fibonacci hashing of key ids 1..keys (64-bit wrap-around, then the top 31 bits): deterministic,
+    spreads consecutive ids, no dependency on PYTHONHASHSEED. Key i goes to instance hash % p."""
+    return tuple(((i * _FIB_MULTIPLIER) & _U64) >> 33 for i in range(1, keys + 1))
+
+
+@lru_cache(maxsize=8)
+def _zipf_weights(zipf_s: float, keys: int) -> tuple[float, ...]:
+    """Zipf(zipf_s) probabilities of ranks 1..keys."""
+    raw = [float(rank) ** (-zipf_s) for rank in range(1, keys + 1)]
+    total = math.fsum(raw)
+    return tuple(w / total for w in raw)
+
+
+def _key_shares_numpy(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
+    import numpy as np
+
     ids = np.arange(1, keys + 1, dtype=np.uint64)
-    hashed = (ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
-    return (hashed % np.uint64(p)).astype(np.int64)
+    instance = (((ids * np.uint64(_FIB_MULTIPLIER)) >> np.uint64(33)) % np.uint64(p)).astype(np.int64)
+    weights = np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)
+    weights /= weights.sum()
+    return tuple(float(x) for x in np.bincount(instance, weights=weights, minlength=p))
+
+
+def hottest_key_share(zipf_s: float, keys: int) -> float:
+    """Share of the most frequent key (rank 1), normalised as `key_shares` normalises it: whichever
+    instance holds that key receives at least this share."""
+    if keys > _PLAIN_PYTHON_KEYS:
+        import numpy as np
+
+        return float(1.0 / np.sum(np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)))
+    return _zipf_weights(zipf_s, keys)[0]
 
 
 def key_shares(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
     """Fraction of records each of p instances receives when keys ~ Zipf(zipf_s) are hashed to them."""
     if p <= 1:
         return (1.0,)
-    import numpy as np
-
-    ranks = np.arange(1, keys + 1, dtype=np.float64)
-    weights = ranks ** (-zipf_s)
-    weights /= weights.sum()
-    return tuple(float(x) for x in np.bincount(_key_instance(keys, p), weights=weights, minlength=p))
+    if keys > _PLAIN_PYTHON_KEYS:
+        return _key_shares_numpy(zipf_s, keys, p)
+    shares = [0.0] * p
+    for h, w in zip(_key_hashes(keys), _zipf_weights(zipf_s, keys)):
+        shares[h % p] += w
+    return tuple(shares)
 
 
 @lru_cache(maxsize=4096)

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from streamtune_cli.cachedir import cache_dir
 from streamtune_cli.errors import ExecutorError
 
 __all__ = ["FLINK_VERSION", "FlinkInstall", "cache_dir", "require_java"]
@@ -26,15 +27,6 @@ __all__ = ["FLINK_VERSION", "FlinkInstall", "cache_dir", "require_java"]
 FLINK_VERSION = "2.3.0"
 RUNNER_CLASS = "StreamtuneSqlRunner"
 _NAME = "flink"
-
-
-def cache_dir() -> Path:
-    """Where streamtune keeps Flink: $STREAMTUNE_CACHE_DIR, else $XDG_CACHE_HOME/streamtune, else ~/.cache/streamtune."""
-    explicit = os.environ.get("STREAMTUNE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "streamtune"
 
 
 def require_java(tool: str = "java") -> str:

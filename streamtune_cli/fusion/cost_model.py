@@ -293,7 +293,7 @@ def estimate_plan(
     stage_of = {op_id: i for i, stage in enumerate(stages) for op_id in stage.members}
     cpu = ser_bytes = net_bytes = hops = 0.0
     hop_weight: dict[tuple[str, str], int] = {}
-    for src, dst in graph.nx.edges:
+    for src, dst in graph.edge_pairs():
         edge = edges.get((src, dst)) or graph.edge(src, dst)
         if stage_of[src] == stage_of[dst]:
             hop_weight[(src, dst)] = 0
@@ -311,7 +311,7 @@ def estimate_plan(
     # Latency: the most exchange hops on any source-to-sink path, each costing a queue hop.
     depth: dict[str, int] = {}
     for op_id in graph.topological_order:
-        depth[op_id] = max((depth[u] + hop_weight[(u, op_id)] for u in graph.nx.predecessors(op_id)), default=0)
+        depth[op_id] = max((depth[u] + hop_weight[(u, op_id)] for u in graph.upstream(op_id)), default=0)
     longest = max((depth[s] for s in graph.sinks), default=0)
     return PlanEstimate(
         cpu_us_per_s=cpu,
@@ -338,7 +338,7 @@ def estimate_stage(
         graph, demand, stage.members, stage.internal_edges, set(stage.composed_edges), model, stage.seen_rps
     )
     members = set(stage.members)
-    entries = [m for m in stage.members if not any(u in members for u in graph.nx.predecessors(m))]
+    entries = [m for m in stage.members if not any(u in members for u in graph.upstream(m))]
     input_rps = sum(demand[m] for m in entries)
     stand_in = stage_stand_in(graph, stage, stage_cpu, input_rps)
     return StageEstimate(

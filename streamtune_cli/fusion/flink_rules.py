@@ -112,7 +112,7 @@ class PlainRoles:
 def _upstream_chain_head(graph: JobGraph, op_id: str, options: "FlinkOptions", roles: Roles) -> str:
     """getHeadOperator: walk up from `op_id` while it has one input edge and that edge chains."""
     seen = {op_id}
-    while graph.nx.in_degree(op_id) == 1:
+    while graph.in_degree(op_id) == 1:
         edge = graph.in_edges(op_id)[0]
         if edge.src in seen or not is_chainable(graph, edge, options, roles):
             break
@@ -192,7 +192,7 @@ def input_failures(
         failures.append(RuleFailure("forward", edge_label(edge)))
     if edge.exchange == ExchangeMode.batch:
         failures.append(RuleFailure("pipelined", "batch exchange"))
-    if check_union and graph.nx.in_degree(edge.dst) > 1:
+    if check_union and graph.in_degree(edge.dst) > 1:
         position = _input_position(graph, edge)
         for other in graph.in_edges(edge.dst):
             if other.src != edge.src and _input_position(graph, other) == position:
@@ -211,7 +211,7 @@ def chain_failures(
     """Every rule of isChainable the edge breaks (empty: Flink chains it)."""
     roles = roles or PlainRoles(graph)
     failures = []
-    n_inputs = graph.nx.in_degree(edge.dst)
+    n_inputs = graph.in_degree(edge.dst)
     if n_inputs != 1:
         failures.append(RuleFailure("single_input", f"`{roles.head(edge.dst)}` has {n_inputs} inputs"))
     failures += input_failures(graph, edge, options, roles=roles, check_union=False)
@@ -295,8 +295,8 @@ def flink_chain_name(
         if item == head and sources:
             base += " [" + ", ".join(sources) + "]"
         parts.append(base)
-        # networkx keeps successors in insertion order, i.e. spec order: Flink's out-edge creation order.
-        outs = [child for child in graph.nx.successors(item) if (item, child) in internal]
+        # Successors in insertion order, i.e. spec order: Flink's out-edge creation order.
+        outs = [child for child in graph.successors(item) if (item, child) in internal]
         if len(outs) == 1:
             todo += [(True, outs[0]), (False, " -> ")]
         elif outs:
@@ -314,7 +314,7 @@ def internal_edges(graph: JobGraph, members: Iterable[str]) -> list[tuple[str, s
     """Edges with both ends among `members`, in spec order per operator."""
     ordered = list(members)
     member_set = set(ordered)
-    return [(u, v) for u in ordered for v in graph.nx.successors(u) if v in member_set]
+    return [(u, v) for u in ordered for v in graph.successors(u) if v in member_set]
 
 
 def flink_chains(

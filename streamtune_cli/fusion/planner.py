@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Iterable
 
-import networkx as nx
-
 from streamtune_cli.capacity import demand_rps
 from streamtune_cli.errors import UsageError
-from streamtune_cli.spec.graph import JobGraph
+from streamtune_cli.spec.graph import JobGraph, lexicographic_topological_order
 from streamtune_cli.spec.models import ChainingStrategy, Edge, ExchangeMode, JobSpec, Operator, OperatorKind, Partitioning
 from streamtune_cli.spec.parallelism import retarget_parallelism
 from streamtune_cli.tuning.oracle import OracleResult, oracle_parallelism
@@ -412,10 +410,12 @@ def _emit(r: _Round, model: CostModel, names: _Names, exact_before: dict[str, bo
             edges[(src, dst)] = ((edge.src, edge.dst), edge_data(effective, src, dst))
     # Order operators and edges as a lexicographic topological sort, so emitting an unchanged plan again
     # reproduces the same file.
-    order_graph = nx.DiGraph()
-    order_graph.add_nodes_from(operators)
-    order_graph.add_edges_from(edges)
-    order = list(nx.lexicographical_topological_sort(order_graph))
+    up: dict[str, list[str]] = {op_id: [] for op_id in operators}
+    down: dict[str, list[str]] = {op_id: [] for op_id in operators}
+    for src, dst in edges:
+        up[dst].append(src)
+        down[src].append(dst)
+    order = lexicographic_topological_order(up, down)
     rank = {op_id: i for i, op_id in enumerate(order)}
     edge_keys = sorted(edges, key=lambda k: (rank[k[0]], rank[k[1]]))
     spec = graph.spec.model_copy(
@@ -1009,14 +1009,31 @@ class _JointSearch:
         return frozenset(fused)
 
 
+def _components(nodes: Iterable[str], links: Iterable[EdgeKey]) -> list[set[str]]:
+    """Connected components of the undirected graph `nodes` + `links` (union-find), in order of first node."""
+    parent = {node: node for node in nodes}
+
+    def root(node: str) -> str:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in links:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[rb] = ra
+    members: dict[str, set[str]] = {}
+    for node in parent:
+        members.setdefault(root(node), set()).add(node)
+    return list(members.values())
+
+
 def _groups(graph: JobGraph, candidates: dict[EdgeKey, str]) -> list[tuple[list[str], list[EdgeKey]]]:
     """Connected groups of operators over candidate edges, upstream groups first."""
     order = {op_id: i for i, op_id in enumerate(graph.topological_order)}
-    linked = nx.Graph()
-    linked.add_nodes_from(graph.topological_order)
-    linked.add_edges_from(candidates)
     groups = []
-    for component in nx.connected_components(linked):
+    for component in _components(graph.topological_order, candidates):
         members = sorted(component, key=order.__getitem__)
         edges = [e for e in candidates if e[0] in component]
         groups.append((members, edges))

@@ -12,7 +12,29 @@ from streamtune_cli.spec.models import Edge, JobSpec, Operator, OperatorKind
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["JobGraph", "DagQueries"]
+__all__ = ["JobGraph", "DagQueries", "lexicographic_topological_order"]
+
+
+def lexicographic_topological_order(up: dict[str, list[str]], down: dict[str, list[str]]) -> list[str]:
+    """Kahn's algorithm over `up`/`down` adjacency (every node a key of both; no repeated pairs), taking the
+    smallest ready id first: the order networkx's `lexicographical_topological_sort` gives, without importing
+    networkx. A cycle raises networkx's NetworkXUnfeasible, as that function does."""
+    waiting = {node: len(ups) for node, ups in up.items()}
+    ready = [node for node, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for nxt in down[node]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, nxt)
+    if len(order) != len(waiting):
+        import networkx as nx
+
+        raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
+    return order
 
 
 class DagQueries:
@@ -48,6 +70,17 @@ class DagQueries:
 
     def downstream(self, op_id: str) -> list[str]:
         return sorted(self.nx.successors(op_id))
+
+    def successors(self, op_id: str) -> list[str]:
+        """Downstream ids in edge insertion (spec) order, as networkx keeps them."""
+        return list(self.nx.successors(op_id))
+
+    def in_degree(self, op_id: str) -> int:
+        return self.nx.in_degree(op_id)
+
+    def edge_pairs(self) -> list[tuple[str, str]]:
+        """Every (src, dst), in networkx's order: by source in node order, then edge insertion order."""
+        return list(self.nx.edges)
 
     def in_edges(self, op_id: str) -> list:
         return [self.edge(u, op_id) for u in self.upstream(op_id)]
@@ -96,23 +129,8 @@ class JobGraph(DagQueries):
 
     @cached_property
     def topological_order(self) -> list[str]:
-        """Kahn's algorithm, smallest id first among the ready ones (networkx's lexicographical order)."""
-        waiting = {op_id: len(ups) for op_id, ups in self._up.items()}
-        ready = [op_id for op_id, n in waiting.items() if n == 0]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            op_id = heapq.heappop(ready)
-            order.append(op_id)
-            for nxt in self._down[op_id]:
-                waiting[nxt] -= 1
-                if waiting[nxt] == 0:
-                    heapq.heappush(ready, nxt)
-        if len(order) != len(waiting):
-            import networkx as nx
-
-            raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
-        return order
+        """Smallest id first among the ready ones (networkx's lexicographical order)."""
+        return lexicographic_topological_order(self._up, self._down)
 
     def operator(self, op_id: str) -> Operator:
         return self._operators[op_id]
@@ -125,6 +143,15 @@ class JobGraph(DagQueries):
 
     def downstream(self, op_id: str) -> list[str]:
         return sorted(self._down[op_id])
+
+    def successors(self, op_id: str) -> list[str]:
+        return list(self._down[op_id])
+
+    def in_degree(self, op_id: str) -> int:
+        return len(self._up[op_id])
+
+    def edge_pairs(self) -> list[tuple[str, str]]:
+        return [(src, dst) for src in self._operators for dst in self._down[src]]
 
     def __len__(self) -> int:
         return len(self._operators)

@@ -9,7 +9,8 @@ neither polars nor Flink is needed: `check_spec_sql` is what `validate`, `fuse`,
 so they agree on which specs are valid. What the local engine can *run* is a narrower question, answered by
 `streamtune_cli.executors.local.sql_polars` when a job is deployed.
 
-sqlglot is imported on first use, so importing this module costs nothing.
+sqlglot is imported on first use, so importing this module costs nothing; and `check_spec_sql` skips the
+expressions an earlier run accepted (spec/sql_accepted.py), so checking an unchanged spec again imports no sqlglot.
 """
 
 from __future__ import annotations
@@ -432,11 +433,20 @@ def check_spec_sql(spec: "JobSpec") -> list[tuple[tuple[Any, ...], str]]:
     The same shape as the loader's other problems: the loader turns each path into file:line:col. The message
     quotes a short excerpt of the expression and says what is wrong and where in it.
     """
+    from streamtune_cli.spec.sql_accepted import AcceptedExpressions
+
+    accepted = AcceptedExpressions.load()  # what an earlier run accepted is not parsed again
     problems: list[tuple[tuple[Any, ...], str]] = []
     for index, op in enumerate(spec.operators):
         for sub, sql, aggregate in _operator_sql(op):
+            key = accepted.key(sql, aggregate)
+            if key in accepted:
+                continue
             try:
                 check_expression(sql, aggregate=aggregate)
             except SqlExpressionError as exc:
                 problems.append((("operators", index) + sub, f"SQL expression {excerpt_around(sql, exc.column)!r}: {exc.describe()}"))
+            else:
+                accepted.add(key)
+    accepted.save()
     return problems

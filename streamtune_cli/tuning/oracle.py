@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from streamtune_cli.capacity import capacity_rps, is_skewed, usl_rate
+from streamtune_cli.capacity import capacity_rps, hottest_key_share, is_skewed, usl_rate
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec, OperatorKind, Partitioning
 from streamtune_cli.tuning.parallelism import cap_of
@@ -72,13 +72,6 @@ def _first_fit(fits: Callable[[int], bool], low: int, high: int) -> int | None:
     return low
 
 
-def _hottest_key_weight(zipf_s: float, keys: int) -> float:
-    """Share of the most frequent key under Zipf(zipf_s): whichever instance holds it gets at least this."""
-    import numpy as np
-
-    return float(1.0 / np.sum(np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)))
-
-
 def minimal_parallelism(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: float, per_instance_rps: float) -> tuple[int | None, int]:
     """(smallest p <= cap_p whose capacity meets fixed + per_instance x p, or None; p of peak capacity).
 
@@ -108,7 +101,7 @@ def minimal_parallelism(graph: JobGraph, op_id: str, cap_p: int, fixed_rps: floa
 
     skew = op.key_skew
     assert skew is not None
-    hottest = _hottest_key_weight(skew.zipf_s, skew.keys)
+    hottest = hottest_key_share(skew.zipf_s, skew.keys)
 
     def key_bound(p: int) -> float:
         return usl_rate(op, p) / p / hottest

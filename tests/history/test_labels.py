@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamtune_cli.executors.sim import SimExecutor, steady_state
+from streamtune_cli.definitions import BUSY_THRESHOLD
 from streamtune_cli.history.labels import bottleneck_labels
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec
@@ -75,9 +76,16 @@ def test_labels_agree_with_the_noise_free_sim(data: dict, scale: float) -> None:
     # The sim observes at the scheduled rate (base rate x the schedule's factor at the window's time), so the
     # reference steady state is taken at the observation's own target rate, not at the flat rate.
     state = steady_state(spec, spec.parallelism, obs.target_rate_rps)
-    labels = bottleneck_labels(JobGraph(spec).nx, obs.operators)
-    # The sim's own bottlenecks (saturated, nothing saturated downstream) are always labelled ...
-    assert set(state.bottlenecks) <= {op for op, is_b in labels.items() if is_b}
+    graph = JobGraph(spec)
+    labels = bottleneck_labels(graph.nx, obs.operators)
+    labelled = {op for op, is_b in labels.items() if is_b}
+    # The sim's own bottlenecks (saturated, nothing saturated downstream) are labelled, except in a near tie:
+    # an operator downstream running just under its capacity (busy >= BUSY_THRESHOLD but < 1) reads as
+    # saturated to an observer, who then labels that operator instead (found by a random example: a source
+    # at capacity feeding a map at 98% busy).
+    for op in set(state.bottlenecks) - labelled:
+        near_ties = nx.descendants(graph.nx, op) & labelled
+        assert near_ties and all(BUSY_THRESHOLD <= obs.operators[d].busy_max < 1.0 for d in near_ties), op
     # ... every label is on a saturated operator ...
     assert all(obs.operators[op].busy_max >= 0.9 for op, is_b in labels.items() if is_b)
     # ... and a window whose sources are throttled always has a bottleneck.

@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from typer.core import TyperGroup
 
-from streamtune_cli.cli.common import json_option
+from streamtune_cli.cli.common import StreamtuneGroup, json_option
 from streamtune_cli.ged.budget import DEFAULT_MAX_EXPANSIONS, DEFAULT_PAIR_MAX_EXPANSIONS
 
 ORDER = 50
 
 history_app = typer.Typer(
+    cls=StreamtuneGroup,
     help="Execution histories: generate synthetic runs, import tuning traces, summarize.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -156,7 +157,7 @@ def stats(
     console.print(kinds)
 
 
-class _DefaultBuildGroup(TyperGroup):
+class _DefaultBuildGroup(StreamtuneGroup):
     """`streamtune cluster HISTORY ...` means `streamtune cluster build HISTORY ...`.
 
     Anything that is not a subcommand name or a help flag is taken as the start of `build`'s arguments, so a
@@ -174,6 +175,7 @@ cluster_app = typer.Typer(
     help="Cluster a history's jobs by graph edit distance of their DAGs; assign a new job to its nearest cluster.\n\n"
     "`streamtune cluster HISTORY --out clusters.json` is short for `streamtune cluster build HISTORY ...`.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
