@@ -11,14 +11,17 @@ so a non-negative least-squares fit (scipy's nnls) over the windows gives cost_u
 kappa = c / a. Parallelisms seen decide what can be fitted: one gives the cost with the operator's
 current sigma and kappa, two add sigma (kappa 0), three or more add both. Selectivity is records out over
 records in (for a source: records emitted over records read). Windows where an operator was nearly idle
-(busy < min_busy) say little about its capacity and are left out. Where a window's busy time adds up to
+(busy < min_busy) say little about its scaling and are left out; an operator nearly idle in every window
+gets its cost alone from them (busy >= LOW_BUSY on at least LOW_BUSY_MIN_RPS records/s per instance). Where a window's busy time adds up to
 more cores than it used (Flink's busy is wall time), busy is first scaled down to CPU (cpu_share). A
 fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
 from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
 
 The sim gives every instance a core; on a machine with fewer cores than busy instances,
 predicted_throughput also caps the job at the cores it gets: `fit_cores` finds them from the windows the
-machine held back.
+machine held back, or, with `contention=True`, the machine's cores are shared and an instance waits while
+the others hold them all (`contention_limit`). benchmarks/bench_calibration.py compares both with
+measurements (docs/flink.md, "Fidelity").
 """
 
 from __future__ import annotations
@@ -35,10 +38,17 @@ from streamtune_cli.spec.models import MAX_COST_US, MIN_COST_US, JobSpec, Operat
 
 __all__ = [
     "cpu_share",
-    "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_cores",
+    "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_cores", "contention_limit",
 ]
 
 MIN_BUSY = 0.05
+# An operator never busy MIN_BUSY in any window still has a measured cost: below MIN_BUSY its busy is too
+# small to read a scaling from, not to read the CPU a record costs. From LOW_BUSY up such windows give the
+# cost alone (the spec's sigma and kappa kept); hints would otherwise stand in for it, often far off.
+LOW_BUSY = 0.005
+# ... provided each instance took in this many records/s: an operator that sees a few records a second (a
+# window's results) spends its busy time on timers and polling, not on records.
+LOW_BUSY_MIN_RPS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,11 @@ def load_samples(paths: list[Path]) -> tuple[list[Sample], dict[str, Any] | None
     return samples, first_spec
 
 
-def fit_usl(points: list[tuple[int, float]], sigma0: float, kappa0: float) -> tuple[float, float, float, float]:
-    """(cost_us, sigma, kappa, relative RMS error) from (p, true processing rate) points."""
+def fit_usl(
+    points: list[tuple[int, float]], sigma0: float, kappa0: float, *, cost_only: bool = False
+) -> tuple[float, float, float, float]:
+    """(cost_us, sigma, kappa, relative RMS error) from (p, true processing rate) points; `cost_only` keeps
+    sigma0 and kappa0 whatever parallelisms the points cover."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -109,7 +122,7 @@ def fit_usl(points: list[tuple[int, float]], sigma0: float, kappa0: float) -> tu
     tpr = np.array([pt[1] for pt in points], dtype=float)
     y = p / tpr
     distinct = len(set(p.tolist()))
-    if distinct == 1:
+    if distinct == 1 or cost_only:
         shape = 1.0 + sigma0 * (p - 1) + kappa0 * p * (p - 1)
         a = float((y * shape).sum() / (shape * shape).sum())
         sigma, kappa = sigma0, kappa0
@@ -158,6 +171,7 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
     by_id = {op["id"]: op for op in data["operators"]}
     for op in spec.operators:
         points: list[tuple[int, float]] = []
+        low: list[tuple[int, float]] = []
         rin = rout = 0.0
         windows = 0
         for sample, share in zip(samples, scales):
@@ -167,25 +181,35 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
             windows += 1
             rin += m.input_rate_rps
             rout += m.output_rate_rps
-            if m.busy * share >= min_busy and m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
-                points.append((int(m.parallelism), float(m.true_processing_rate_rps) / share))
+            if m.input_rate_rps > 0 and m.true_processing_rate_rps > 0:
+                point = (int(m.parallelism), float(m.true_processing_rate_rps) / share)
+                if m.busy * share >= min_busy:
+                    points.append(point)
+                elif m.busy * share >= min(LOW_BUSY, min_busy) and m.input_rate_rps >= LOW_BUSY_MIN_RPS * m.parallelism:
+                    low.append(point)
         # A source's records in are the records it reads; a Flink source vertex with a chained pre-aggregate
         # (LocalWindowAggregate) emits far fewer, and what it emits is what loads the next vertex.
         selectivity = rout / rin if rin > 0 and op.kind != OperatorKind.sink else None
+        cost_only = not points and bool(low)
+        if cost_only:
+            points = low
         if not points:
-            note = "no window measured it" if windows == 0 else f"never busy >= {min_busy:g} in {windows} windows"
+            note = "no window measured it" if windows == 0 else f"never busy >= {min(LOW_BUSY, min_busy):g} in {windows} windows"
             fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, note + ": hints kept"))
             target = by_id[op.id]
         else:
             sigma0, kappa0 = usl_params(op)
-            cost, sigma, kappa, error = fit_usl(points, sigma0, kappa0)
+            cost, sigma, kappa, error = fit_usl(points, sigma0, kappa0, cost_only=cost_only)
             if not (math.isfinite(cost) and MIN_COST_US <= cost <= MAX_COST_US):
                 fits.append(OperatorFit(op.id, windows, (), None, None, None, selectivity, None, "no usable fit: hints kept"))
                 if selectivity is not None:
                     by_id[op.id]["selectivity"] = round(selectivity, 6)
                 continue
             seen = tuple(sorted({p for p, _ in points}))
-            note = {1: "one parallelism: cost only", 2: "two parallelisms: cost and sigma"}.get(len(seen), "cost, sigma, kappa")
+            if cost_only:
+                note = f"busy < {min_busy:g} in every window: cost only"
+            else:
+                note = {1: "one parallelism: cost only", 2: "two parallelisms: cost and sigma"}.get(len(seen), "cost, sigma, kappa")
             fits.append(OperatorFit(op.id, windows, seen, cost, sigma, kappa, selectivity, error, note, points))
             target = by_id[op.id]
             target["cost_us"] = round(cost, 6)
@@ -222,12 +246,16 @@ def _cpu_us_per_record(deployment: Any) -> float:
     return total
 
 
-def predicted_throughput(spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None) -> float:
+def predicted_throughput(
+    spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None, contention: bool = False
+) -> float:
     """The most records/s the sim says the job ingests at `parallelism` (sources flat out).
 
     The sim gives every instance a core of its own. With `cores`, the job also shares that many cores:
     the CPU per source record (cpu_us_per_record) must fit in them, which is what limits a job with more
-    instances than cores. `cores` may be the machine's, or what `fit_cores` found the job really gets."""
+    instances than cores. `cores` may be the machine's, or what `fit_cores` found the job really gets.
+    With `contention` (and `cores`, the machine's), an instance also waits for a core while the others hold
+    them all (`contention_limit`)."""
     from streamtune_cli.executors.sim import SimDeployment
 
     deployment = SimDeployment(spec, parallelism)
@@ -236,7 +264,83 @@ def predicted_throughput(spec: JobSpec, parallelism: dict[str, int], *, cores: f
         per_record = _cpu_us_per_record(deployment)
         if per_record > 0:
             rate = min(rate, cores * 1e6 / per_record)
+        if contention and math.isfinite(rate):
+            rate = contention_limit(deployment, int(cores), rate)
     return rate
+
+
+def _with_binomial(dist: Any, n: int, p: float, cores: int) -> Any:
+    """The distribution of busy instances (0..cores, the last bucket "cores or more") after adding n
+    independent instances each busy with probability p."""
+    import numpy as np
+
+    if n <= 0 or p <= 0.0:
+        return dist
+    pmf = np.zeros(cores + 1)
+    if p >= 1.0:
+        pmf[min(n, cores)] = 1.0
+    else:
+        term = (1.0 - p) ** n  # P(j busy), j = 0, 1, ... by the ratio of consecutive binomial terms
+        for j in range(min(n, cores) + 1):
+            pmf[j] = term
+            term *= (n - j) / (j + 1) * p / (1.0 - p)
+        pmf[cores] += max(0.0, 1.0 - pmf.sum())  # the last bucket: "cores or more"
+    return _combined(dist, pmf, cores)
+
+
+def _combined(a: Any, b: Any, cores: int) -> Any:
+    """The distribution of the sum of two independent counts, each given up to "cores or more"."""
+    import numpy as np
+
+    full = np.convolve(a, b)
+    out = full[: cores + 1].copy()
+    out[cores] += full[cores + 1 :].sum()
+    return out
+
+
+def contention_limit(deployment: Any, cores: int, upper: float) -> float:
+    """The highest total ingest rate <= `upper` at which every operator's hottest instance still gets the
+    core time it needs when its job has more instances than `cores`.
+
+    Each instance is busy for a fraction of the time (its load at that rate, as in the sim) and, taken as
+    independent of the others, finds every core held by others with the probability that `cores` or more
+    of the other instances are busy at once. It then waits, so only the rest of the time is its to use: the
+    hottest instance of each operator must fit its load in it. With no more instances than cores nothing
+    waits and `upper` stands. Bisection over the rate (the loads rise with it)."""
+    import numpy as np
+
+    ops = [op for op in deployment.order if deployment.unit_demand[op] > 0]
+    count = {op: int(deployment.parallelism[op]) for op in ops}
+    if cores <= 0 or sum(count.values()) <= cores:
+        return upper
+
+    def fits(rate: float) -> bool:
+        load = {op: min(1.0, rate * deployment.unit_demand[op] / deployment.usl[op]) for op in ops}
+        # Prefix and suffix distributions over the operators, so "every instance but one of op" costs
+        # two convolutions per operator, not one per other operator.
+        prefix = [np.eye(1, cores + 1).ravel()]
+        for op in ops:
+            prefix.append(_with_binomial(prefix[-1], count[op], load[op], cores))
+        suffix = [np.eye(1, cores + 1).ravel()]
+        for op in reversed(ops):
+            suffix.append(_with_binomial(suffix[-1], count[op], load[op], cores))
+        suffix.reverse()
+        for i, op in enumerate(ops):
+            others = _with_binomial(_combined(prefix[i], suffix[i + 1], cores), count[op] - 1, load[op], cores)
+            free = 1.0 - float(others[cores])
+            if rate * deployment.unit_demand[op] / deployment.capacity[op] > free:
+                return False
+        return True
+
+    if fits(upper):
+        return upper
+    low, high = 0.0, upper
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+        if high - low <= 1e-6 * upper:
+            break
+    return low
 
 
 def fit_cores(spec: JobSpec, samples: list[Sample], *, slack: float = 0.05) -> float | None:

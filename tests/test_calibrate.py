@@ -160,3 +160,84 @@ def test_busy_that_counts_waiting_for_a_core_is_scaled_to_the_cpu_the_window_use
     # Without the window's CPU, nothing says the busy time was inflated: the cost doubles.
     _, blind = calibrate(spec, [Sample(s.parallelism, s.observation.model_copy(update={"cpu_cores": None}), "x") for s in inflated])
     assert next(f for f in blind if f.operator == "work").cost_us == pytest.approx(20.0, rel=1e-3)
+
+
+def test_an_operator_never_busy_enough_for_a_scaling_still_gets_its_measured_cost() -> None:
+    # `light` costs 0.1 us against the source's 20 us: at the source's pace it is about 0.5% busy, below
+    # MIN_BUSY in every window but well above LOW_BUSY, and it sees ~50,000 records/s per instance.
+    spec = chain_spec([("src", "source", 20.0, 1.0), ("light", "map", 0.1, 1.0), ("out", "sink", 0.05, 1.0)], rate_rps=1000.0, name="c")
+    blank = spec.model_copy(update={"operators": [op.model_copy(update={"cost_us": 3.0}) for op in spec.operators]})
+    calibrated, fits = calibrate(blank, _windows(spec, (1, 2)))
+    fitted = {f.operator: f for f in fits}
+    assert fitted["light"].cost_us == pytest.approx(0.1, rel=1e-6)
+    assert "cost only" in fitted["light"].note
+    assert calibrated.operator("light").cost_us == pytest.approx(0.1, rel=1e-6)
+    # Its scaling is the spec's (chain_spec: 0, 0), not one read from two nearly idle windows.
+    assert fitted["light"].sigma == 0.0 and fitted["light"].kappa == 0.0
+
+
+def test_an_operator_that_sees_a_few_records_a_second_keeps_its_hints() -> None:
+    # A window's results: the sink sees 1% of 1% of the records; its busy is timers, not records.
+    spec = chain_spec([("src", "source", 20.0, 0.01), ("agg", "map", 1.0, 0.01), ("out", "sink", 5.0, 1.0)], rate_rps=1000.0, name="c")
+    fits = {f.operator: f for f in calibrate(spec, _windows(spec, (1, 2)))[1]}
+    assert fits["out"].cost_us is None and "hints kept" in fits["out"].note
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    loads=st.lists(st.tuples(st.integers(0, 3), st.floats(0.0, 1.0)), min_size=1, max_size=4),
+    cores=st.integers(1, 4),
+)
+def test_busy_instance_counts_match_brute_force(loads: list[tuple[int, float]], cores: int) -> None:
+    import itertools
+
+    import numpy as np
+
+    from streamtune_cli.calibrate import _with_binomial
+
+    dist = np.eye(1, cores + 1).ravel()
+    for n, p in loads:
+        dist = _with_binomial(dist, n, p, cores)
+    probs = [p for n, p in loads for _ in range(n)]
+    expected = [0.0] * (cores + 1)
+    for bits in itertools.product((0, 1), repeat=len(probs)):
+        weight = 1.0
+        for bit, p in zip(bits, probs):
+            weight *= p if bit else 1.0 - p
+        expected[min(sum(bits), cores)] += weight
+    assert dist.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def _contention_by_hand(costs: list[float], rate_hi: float) -> float:
+    """Three single-instance operators, selectivity 1, on 2 cores: each needs rate x cost / 1e6 of a core and
+    waits while both others are busy, so it fits while rate x c_i / 1e6 <= 1 - b_j b_k. Bisection."""
+    def fits(rate: float) -> bool:
+        b = [min(1.0, rate * c / 1e6) for c in costs]
+        return all(b[i] <= 1.0 - b[(i + 1) % 3] * b[(i + 2) % 3] + 1e-12 for i in range(3))
+
+    low, high = 0.0, rate_hi
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+@settings(max_examples=30, deadline=None)
+@given(costs=st.lists(st.floats(0.2, 5.0), min_size=3, max_size=3))
+def test_contention_on_two_cores_matches_the_closed_form(costs: list[float]) -> None:
+    from streamtune_cli.calibrate import contention_limit
+    from streamtune_cli.executors.sim import SimDeployment
+
+    spec = chain_spec(
+        [("src", "source", costs[0], 1.0), ("work", "map", costs[1], 1.0), ("out", "sink", costs[2], 1.0)], rate_rps=1000.0, name="c"
+    )
+    par = {op.id: 1 for op in spec.operators}
+    deployment = SimDeployment(spec, par)
+    upper = deployment.max_ingest_rps
+    got = contention_limit(deployment, 2, upper)
+    assert got == pytest.approx(_contention_by_hand(costs, upper), rel=1e-5)
+    assert got < upper  # three busy instances on two cores always wait some of the time
+    # As many cores as instances: nothing waits.
+    assert contention_limit(deployment, 3, upper) == upper
+    # More cores never predict less.
+    assert predicted_throughput(spec, par, cores=2, contention=True) <= predicted_throughput(spec, par, cores=3, contention=True)

@@ -264,6 +264,8 @@ class LocalExecutor:
         queues = [
             self._ctx.Queue(maxsize=self.queue_batches) for chain in plan.chains for _ in range(chain.parallelism)
         ]
+        for q in queues:
+            _widen_pipe(q)
         control = self._ctx.RawArray("d", 2)
         control[0] = 0.0
         control[1] = float(self.base_rate_rps(plan.spec))
@@ -548,3 +550,22 @@ def _slot(name: str) -> int:
     from streamtune_cli.executors.local.worker import SLOT
 
     return SLOT[name]
+
+
+# Linux's pipes hold 64 KiB by default: a batch of 8192 records (hundreds of KiB of Arrow IPC) then crosses
+# in a dozen write/read handoffs between the sender's queue-feeder thread and the receiver, each waiting for
+# the other to be scheduled, which on a machine with fewer cores than processes leaves the receiver waiting
+# for data while the sender is blocked on a "full" queue. A pipe of 1 MiB (Linux's default cap for an
+# unprivileged process, /proc/sys/fs/pipe-max-size) takes a batch in one write.
+_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module from Python 3.10 on Linux only
+
+
+def _widen_pipe(q: Any) -> None:
+    import fcntl
+
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ)
+    try:
+        fcntl.fcntl(q._writer.fileno(), setpipe, _PIPE_BYTES)
+    except (AttributeError, OSError, ValueError):
+        pass  # another platform, or a lower cap: the default pipe works, only slower
