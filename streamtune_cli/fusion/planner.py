@@ -821,24 +821,10 @@ class _JointSearch:
     # -- one chain --------------------------------------------------------------------------------------
     def shapes(self, members: Iterable[str], fused: Iterable[EdgeKey]) -> list[_JointShape]:
         """The chains `fused` cuts `members` into, in the order they must be sized (upstream first)."""
-        members = sorted(members, key=self.order.__getitem__)
-        union = {m: m for m in members}
-
-        def root(x: str) -> str:
-            while union[x] != x:
-                union[x] = union[union[x]]
-                x = union[x]
-            return x
-
         fused = list(fused)
-        for src, dst in fused:
-            union[root(src)] = root(dst)
-        groups: dict[str, list[str]] = {}
-        for m in members:
-            groups.setdefault(root(m), []).append(m)
         shapes = []
-        for group in groups.values():
-            inside = set(group)
+        for inside in _components(members, fused):
+            group = sorted(inside, key=self.order.__getitem__)
             internal = tuple(e for e in fused if e[0] in inside)
             sources = tuple(s for s, _ in internal if self.candidates[(s, _)] == "source input")
             tree_targets = {d for s, d in internal if s not in sources}
