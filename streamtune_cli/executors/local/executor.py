@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -264,8 +265,9 @@ class LocalExecutor:
         queues = [
             self._ctx.Queue(maxsize=self.queue_batches) for chain in plan.chains for _ in range(chain.parallelism)
         ]
+        size = _pipe_bytes(len(queues))
         for q in queues:
-            _widen_pipe(q)
+            _widen_pipe(q, size)
         control = self._ctx.RawArray("d", 2)
         control[0] = 0.0
         control[1] = float(self.base_rate_rps(plan.spec))
@@ -558,14 +560,34 @@ def _slot(name: str) -> int:
 # for data while the sender is blocked on a "full" queue. A pipe of 1 MiB (Linux's default cap for an
 # unprivileged process, /proc/sys/fs/pipe-max-size) takes a batch in one write.
 _PIPE_BYTES = 1 << 20
+_DEFAULT_PIPE_BYTES = 1 << 16
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in the fcntl module from Python 3.10 on Linux only
 
 
-def _widen_pipe(q: Any) -> None:
+def _pipe_bytes(queues: int) -> int:
+    """The pipe size to give each of `queues` queues: 1 MiB, less where that many would take more than a
+    quarter of the user's pipe allowance (/proc/sys/fs/pipe-user-pages-soft: past it Linux shrinks every
+    new pipe of the user, other programs' too, to one page). 0: keep the default."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        soft_pages = int(Path("/proc/sys/fs/pipe-user-pages-soft").read_text().strip())
+    except (OSError, ValueError):
+        soft_pages = 16384  # Linux's default
+    size = _PIPE_BYTES
+    if soft_pages > 0:  # 0: no limit
+        size = min(size, soft_pages * os.sysconf("SC_PAGE_SIZE") // 4 // max(1, queues))
+    size = 1 << (size.bit_length() - 1) if size > 0 else 0  # the kernel rounds up to a power of two pages
+    return size if size > _DEFAULT_PIPE_BYTES else 0
+
+
+def _widen_pipe(q: Any, size: int) -> None:
+    if size <= 0:
+        return
     import fcntl
 
     setpipe = getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ)
     try:
-        fcntl.fcntl(q._writer.fileno(), setpipe, _PIPE_BYTES)
+        fcntl.fcntl(q._writer.fileno(), setpipe, size)
     except (AttributeError, OSError, ValueError):
-        pass  # another platform, or a lower cap: the default pipe works, only slower
+        pass  # a lower cap, or no such call: the default pipe works, only slower
