@@ -145,21 +145,18 @@ def main(argv: list[str] | None = None) -> int:
             measured = observation.achieved_rate_rps
             predicted = predicted_throughput(calibrated, par, cores=usable)
             contended = predicted_throughput(calibrated, par, cores=cores, contention=True)
-            error = predicted / measured - 1 if measured else float("inf")
+            error, error2 = (value / measured - 1 if measured else float("inf") for value in (predicted, contended))
             label = ",".join(str(par[op]) for op in ids)
             used = f"{observation.cpu_cores:.2f}" if observation.cpu_cores is not None else "-"
-            error2 = contended / measured - 1 if measured else float("inf")
             print(f"{name:<26} {label:<16} {measured:>11,.0f} {predicted:>11,.0f} {error:>+7.1%} {contended:>11,.0f} {error2:>+7.1%} {used:>5}  {role}", flush=True)
             rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predicted,
                          "error": error, "contended_rps": contended, "contended_error": error2,
                          "cpu_cores": observation.cpu_cores, "role": role})
     held = [r for r in rows if r["role"] == "held out"]
-    if held:
-        worst = max(abs(r["error"]) for r in held)
-        print(f"held-out windows: {len(held)}, worst error {worst:.1%}, mean absolute error "
-              f"{sum(abs(r['error']) for r in held) / len(held):.1%}")
-        print(f"with contention: worst error {max(abs(r['contended_error']) for r in held):.1%}, mean absolute error "
-              f"{sum(abs(r['contended_error']) for r in held) / len(held):.1%}")
+    for key, label in (("error", f"held-out windows: {len(held)},"), ("contended_error", "with contention:")):
+        if held:
+            errors = [abs(r[key]) for r in held]
+            print(f"{label} worst error {max(errors):.1%}, mean absolute error {sum(errors) / len(errors):.1%}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

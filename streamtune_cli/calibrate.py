@@ -12,9 +12,9 @@ kappa = c / a. Parallelisms seen decide what can be fitted: one gives the cost w
 current sigma and kappa, two add sigma (kappa 0), three or more add both. Selectivity is records out over
 records in (for a source: records emitted over records read). Windows where an operator was nearly idle
 (busy < min_busy) say little about its scaling and are left out; an operator nearly idle in every window
-gets its cost alone from them (busy >= LOW_BUSY on at least LOW_BUSY_MIN_RPS records/s per instance). Where a window's busy time adds up to
-more cores than it used (Flink's busy is wall time), busy is first scaled down to CPU (cpu_share). A
-fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
+gets its cost alone from them (busy >= LOW_BUSY on at least LOW_BUSY_MIN_RPS records/s per instance).
+Where a window's busy time adds up to more cores than it used (Flink's busy is wall time), busy is first
+scaled down to CPU (cpu_share). A fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
 from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
 
 The sim gives every instance a core; on a machine with fewer cores than busy instances,

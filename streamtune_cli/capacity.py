@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import Operator, OperatorKind, Partitioning
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_SCALING",
@@ -80,23 +84,28 @@ def _zipf_weights(zipf_s: float, keys: int) -> tuple[float, ...]:
     return tuple(w / total for w in raw)
 
 
+def _zipf_weights_numpy(zipf_s: float, keys: int) -> "np.ndarray":
+    """`_zipf_weights` with numpy, for more than _PLAIN_PYTHON_KEYS keys."""
+    import numpy as np
+
+    weights = np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)
+    weights /= weights.sum()
+    return weights
+
+
 def _key_shares_numpy(zipf_s: float, keys: int, p: int) -> tuple[float, ...]:
     import numpy as np
 
     ids = np.arange(1, keys + 1, dtype=np.uint64)
     instance = (((ids * np.uint64(_FIB_MULTIPLIER)) >> np.uint64(33)) % np.uint64(p)).astype(np.int64)
-    weights = np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)
-    weights /= weights.sum()
-    return tuple(float(x) for x in np.bincount(instance, weights=weights, minlength=p))
+    return tuple(float(x) for x in np.bincount(instance, weights=_zipf_weights_numpy(zipf_s, keys), minlength=p))
 
 
 def hottest_key_share(zipf_s: float, keys: int) -> float:
     """Share of the most frequent key (rank 1), normalised as `key_shares` normalises it: whichever
     instance holds that key receives at least this share."""
     if keys > _PLAIN_PYTHON_KEYS:
-        import numpy as np
-
-        return float(1.0 / np.sum(np.arange(1, keys + 1, dtype=np.float64) ** (-zipf_s)))
+        return float(_zipf_weights_numpy(zipf_s, keys)[0])
     return _zipf_weights(zipf_s, keys)[0]
 
 

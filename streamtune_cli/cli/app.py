@@ -86,7 +86,7 @@ def build_app(only: str | None = None) -> typer.Typer:
 def __getattr__(name: str) -> typer.Typer:
     # `app` (every command) is built on first use: `main` builds a lighter one when it knows the command.
     if name == "app":
-        application = build_app()
+        application = build_app(None)
         globals()["app"] = application
         return application
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -106,5 +106,4 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
     command = None if os.environ.get(_COMPLETION_VARIABLE) else command_of(args)
-    application = build_app(command) if command is not None else build_app()
-    application(args=args, prog_name="streamtune")
+    build_app(command)(args=args, prog_name="streamtune")

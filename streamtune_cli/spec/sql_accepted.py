@@ -46,20 +46,21 @@ def _checker_fingerprint() -> bytes | None:
 class AcceptedExpressions:
     """Digests of (expression, place) the checker accepted. `key` then `in` / `add`; `save` at the end."""
 
-    def __init__(self, path: Path | None, fingerprint: bytes, known: set[str]):
+    def __init__(self, path: Path | None, fingerprint: bytes = b""):
         self.path = path
         self._fingerprint = fingerprint
-        self._known = known
+        self._known: set[str] = set()
         self._new: list[str] = []
         self._size = 0
 
     @classmethod
     def load(cls) -> "AcceptedExpressions":
+        if os.environ.get("STREAMTUNE_NO_CACHE", "").strip().lower() in ("1", "true", "yes", "on"):
+            return cls(None)
         fingerprint = _checker_fingerprint()
-        if os.environ.get("STREAMTUNE_NO_CACHE", "").strip().lower() in ("1", "true", "yes", "on") or fingerprint is None:
-            return cls(None, b"", set())
-        path = cache_dir() / RECORD_NAME
-        record = cls(path, fingerprint, set())
+        if fingerprint is None:
+            return cls(None)
+        record = cls(cache_dir() / RECORD_NAME, fingerprint)
         text, record._size = record._read()
         record._known = {line for line in text.split("\n") if _DIGEST.fullmatch(line)}
         return record

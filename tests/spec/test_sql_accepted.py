@@ -3,6 +3,7 @@ spec, never changes a verdict, and never fails a command."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,18 +39,17 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def imports_sqlglot(spec_file: Path, cache_dir: Path, *extra_env: str) -> tuple[bool, str]:
+def imports_sqlglot(spec_file: Path, cache_dir: Path, *, no_cache: bool = False) -> tuple[bool, str]:
     """Run `validate` in a fresh interpreter; (was sqlglot imported, its output)."""
     code = (
         "import sys\nfrom streamtune_cli.cli.app import main\n"
         f"try:\n    main(['validate', {str(spec_file)!r}])\nexcept SystemExit as exc:\n    code = exc.code\n"
         "print('SQLGLOT=' + str('sqlglot' in sys.modules)); print('EXIT=' + str(code))"
     )
-    env_text = dict(e.split("=", 1) for e in extra_env)
-    import os
-
-    env = {**os.environ, "STREAMTUNE_CACHE_DIR": str(cache_dir), **env_text}
-    env.pop("STREAMTUNE_NO_CACHE", None) if "STREAMTUNE_NO_CACHE" not in env_text else None
+    env = {k: v for k, v in os.environ.items() if k != "STREAMTUNE_NO_CACHE"}
+    env["STREAMTUNE_CACHE_DIR"] = str(cache_dir)
+    if no_cache:
+        env["STREAMTUNE_NO_CACHE"] = "1"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=False)
     return "SQLGLOT=True" in result.stdout, result.stdout + result.stderr
 
@@ -63,7 +63,7 @@ def test_a_second_validate_of_an_unchanged_spec_imports_no_sqlglot(tmp_path: Pat
     assert first and not second
     assert "EXIT=0" in out1 and "EXIT=0" in out2
     # Turned off: every run checks with sqlglot again.
-    off, out3 = imports_sqlglot(spec, cache_dir, "STREAMTUNE_NO_CACHE=1")
+    off, out3 = imports_sqlglot(spec, cache_dir, no_cache=True)
     assert off and "EXIT=0" in out3
     # An edited expression is new: checked again.
     spec.write_text(SPEC.replace("price > 3", "price > 4"))
