@@ -22,6 +22,9 @@ compared with what was measured, both sharing this machine's cores (`calibrate.p
 
     .venv/bin/python benchmarks/bench_calibration.py [--jobs q1,q2,q5] [--window 5] [--repeat 3] [--calibrate-at 1,2] [--json out.json]
     .venv/bin/python benchmarks/bench_calibration.py --executor flink --rest http://127.0.0.1:8081 [--window 10]
+
+`--save windows.json` keeps every measured window (with the spec it measured); `--replay windows.json`
+computes the predictions again from them without measuring (the figures of a run, re-read).
 """
 
 from __future__ import annotations
@@ -87,6 +90,52 @@ def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tu
                 rest.cancel(job_id)
 
 
+def _measure_all(args: argparse.Namespace, cores: int, calibrate_at: list[int]) -> Iterator[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]:
+    """(job, spec, [(parallelism, observation, role)]) per job: the calibration windows, then the held-out ones."""
+    from streamtune_cli.calibrate import Sample, calibrate
+    from streamtune_cli.executors.sim import SimDeployment
+
+    if args.executor == "local":
+        cases = _local_cases((args.jobs or "q1,q2,q5").split(","), args.window)
+    else:
+        cases = _flink_cases((args.jobs or FLINK_JOBS).split(","), args.window, args.rest)
+    for name, spec, measure_once in cases:
+        ids = [op.id for op in spec.operators]
+
+        def measure(parallelism: dict[str, int], measure_once: Callable[[dict[str, int]], Any] = measure_once) -> Any:
+            # Deployments of the same parallelism differ by several percent on a shared 2-core machine:
+            # the median of a few is what the fit and the comparison use.
+            runs = sorted((measure_once(parallelism) for _ in range(max(1, args.repeat))), key=lambda o: o.achieved_rate_rps)
+            return runs[len(runs) // 2]
+
+        uniform = lambda p: {op: p for op in ids}  # noqa: E731
+        windows = [(uniform(p), measure(uniform(p)), "calibration") for p in calibrate_at]
+        calibrated, _ = calibrate(spec, [Sample(par, obs, "bench") for par, obs, _ in windows])
+        # The heaviest unit: the most CPU per source record (cost x records per source record), not the
+        # highest cost per record (a sink behind a window sees a few records a second).
+        load = SimDeployment(calibrated, uniform(1)).unit_demand
+        heavy = max(ids, key=lambda op: calibrated.operator(op).cost_us * load[op])
+        top = max(calibrate_at)
+        held_out = [uniform(top + 1), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}]
+        if top >= 3:
+            held_out.append({**uniform(3), heavy: 1})
+        windows += [(par, measure(par), "held out") for par in held_out]
+        yield name, spec, windows
+
+
+def _replayed(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]]:
+    from streamtune_cli.executors.base import Observation
+    from streamtune_cli.spec.models import JobSpec
+
+    data = json.loads(path.read_text())
+    jobs = [
+        (job["name"], JobSpec.model_validate(job["spec"]),
+         [(w["parallelism"], Observation.model_validate(w["observation"]), w["role"]) for w in job["windows"]])
+        for job in data["jobs"]
+    ]
+    return data, jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executor", choices=("local", "flink"), default="local")
@@ -99,49 +148,37 @@ def main(argv: list[str] | None = None) -> int:
                         "the heaviest at 1 (rest 3)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="deployments per parallelism; the one with the median throughput is used (default 3)")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="the figures, one row per window")
+    parser.add_argument("--save", type=Path, help="every measured window and the spec it measured, for --replay")
+    parser.add_argument("--replay", type=Path, help="predict from windows a --save run measured; measures nothing")
     args = parser.parse_args(argv)
 
     from streamtune_cli.calibrate import Sample, calibrate, fit_cores, predicted_throughput
-    from streamtune_cli.executors.sim import SimDeployment
+    from streamtune_cli.spec.loader import spec_to_data
 
-    cores = len(os.sched_getaffinity(0))
-    calibrate_at = sorted({int(p) for p in args.calibrate_at.split(",")})
-    if args.executor == "local":
-        cases = _local_cases((args.jobs or "q1,q2,q5").split(","), args.window)
+    if args.replay:
+        saved, jobs = _replayed(args.replay)
+        executor, cores, calibrate_at, repeat = saved["executor"], saved["cores"], saved["calibrate_at"], saved["repeat"]
     else:
-        cases = _flink_cases((args.jobs or FLINK_JOBS).split(","), args.window, args.rest)
+        executor, cores, repeat = args.executor, len(os.sched_getaffinity(0)), max(1, args.repeat)
+        calibrate_at = sorted({int(p) for p in args.calibrate_at.split(",")})
+        jobs = _measure_all(args, cores, calibrate_at)
     rows = []
-    print(f"{args.executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "
-          f"median of {max(1, args.repeat)} deployments per parallelism")
+    kept = []
+    print(f"{executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "
+          + (f"median of {repeat} deployments per parallelism" if repeat > 1 else "one deployment per parallelism")
+          + (f" (replayed from {args.replay})" if args.replay else ""))
     print(f"{'job':<26} {'parallelism':<16} {'measured':>11} {'predicted':>11} {'error':>7} {'contended':>11} {'error':>7} {'cores':>5}  role")
-    for name, spec, measure_once in cases:
+    for name, spec, windows in jobs:
+        kept.append({"name": name, "spec": spec_to_data(spec),
+                     "windows": [{"parallelism": par, "observation": obs.model_dump(mode="json"), "role": role} for par, obs, role in windows]})
         ids = [op.id for op in spec.operators]
-
-        def measure(parallelism: dict[str, int], measure_once: Callable[[dict[str, int]], Any] = measure_once) -> Any:
-            # Deployments of the same parallelism differ by several percent on a shared 2-core machine:
-            # the median of a few is what the fit and the comparison use.
-            runs = sorted((measure_once(parallelism) for _ in range(max(1, args.repeat))), key=lambda o: o.achieved_rate_rps)
-            return runs[len(runs) // 2]
-
-        uniform = lambda p: {op: p for op in ids}  # noqa: E731
-        samples = [(uniform(p), measure(uniform(p)), "calibration") for p in calibrate_at]
-        calibration = [Sample(par, obs, "bench") for par, obs, _ in samples]
+        calibration = [Sample(par, obs, "bench") for par, obs, role in windows if role == "calibration"]
         calibrated, _ = calibrate(spec, calibration)
         effective = fit_cores(calibrated, calibration)
         usable = min(float(cores), effective) if effective is not None else float(cores)
         print(f"{name}: effective cores {usable:.2f} of {cores}" + ("" if effective is not None else " (no window held back by the machine)"))
-        # The heaviest unit: the most CPU per source record (cost x records per source record), not the
-        # highest cost per record (a sink behind a window sees a few records a second).
-        load = SimDeployment(calibrated, uniform(1)).unit_demand
-        heavy = max(ids, key=lambda op: calibrated.operator(op).cost_us * load[op])
-        top = max(calibrate_at)
-        held_out = [uniform(top + 1), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}]
-        if top >= 3:
-            held_out.append({**uniform(3), heavy: 1})
-        for par in held_out:
-            samples.append((par, measure(par), "held out"))
-        for par, observation, role in samples:
+        for par, observation, role in windows:
             measured = observation.achieved_rate_rps
             predicted = predicted_throughput(calibrated, par, cores=usable)
             contended = predicted_throughput(calibrated, par, cores=cores, contention=True)
@@ -152,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predicted,
                          "error": error, "contended_rps": contended, "contended_error": error2,
                          "cpu_cores": observation.cpu_cores, "role": role})
+        if args.save:  # after every job: an interrupted run keeps what it measured
+            args.save.write_text(json.dumps({"executor": executor, "cores": cores, "calibrate_at": calibrate_at,
+                                             "repeat": repeat, "window_s": args.window, "jobs": kept}, indent=1))
     held = [r for r in rows if r["role"] == "held out"]
     for key, label in (("error", f"held-out windows: {len(held)},"), ("contended_error", "with contention:")):
         if held:

@@ -35,6 +35,8 @@ SOURCE_BLOCKED = BACKPRESSURE_THRESHOLD
 # Polling for a fresh metric read (see FlinkExecutor._fresh_counters).
 _FRESH_POLL_S = 0.25
 _FRESH_TIMEOUT_S = 30.0
+# After the first fresh counters, how long the other task managers' counters may take to arrive.
+_FRESH_SPREAD_S = 1.0
 _COUNTERS = ("accumulateBusyTimeMs", "accumulateIdleTimeMs", "accumulateBackPressuredTimeMs")
 # A source's backlog gauge (FLIP-33), read at the end of a window; sources that do not report it count 0.
 _PENDING = "pendingRecords"
@@ -322,16 +324,38 @@ class FlinkExecutor:
         """Counters as of now, and when that was. Flink's REST serves metrics from a cache that a read
         refreshes in the background (metrics.fetcher.update-interval, 10 s by default): a read can be
         seconds old. So poll until the counters change (idle, busy or backpressured time always grows),
-        take that moment as the counters' time, and read every vertex then."""
+        take that moment as the counters' time, and read every vertex then.
+
+        With several task managers, each one's counters reach that cache when its answer does: a subtask
+        on one that answered late would be read as of the refresh before, and its rates over the window
+        be off by up to the fetcher's interval. So there, for _FRESH_SPREAD_S more, every vertex is read
+        again and each subtask whose counters changed meanwhile takes the later values; it stops early
+        when the first vertex changes again (the next refresh began)."""
         deadline = time.monotonic() + _FRESH_TIMEOUT_S
         before = self._counters(self._vertices[:1])
         while time.monotonic() < deadline:
             time.sleep(_FRESH_POLL_S)
-            now = self._counters(self._vertices[:1])
-            if not _same(now, before):
-                at = time.monotonic()
-                return at, {**self._counters(self._vertices[1:]), **now}
+            head = self._counters(self._vertices[:1])
+            if _same(head, before):
+                continue
+            at = time.monotonic()
+            latest = {**self._counters(self._vertices[1:]), **head}
+            if self._task_managers() > 1:
+                spread = min(deadline, at + _FRESH_SPREAD_S)
+                while time.monotonic() < spread:
+                    time.sleep(_FRESH_POLL_S)
+                    again = self._counters()
+                    if not _same({vertex: again[vertex] for vertex in head}, head):
+                        break
+                    latest = _later_subtasks(latest, again)
+            return at, latest
         return time.monotonic(), self._counters(self._vertices)
+
+    def _task_managers(self) -> int:
+        try:
+            return int(self._rest.overview().get("taskmanagers", 1))
+        except (ExecutorError, TypeError, ValueError):
+            return 1
 
     def _counters(self, vertices: list[_Vertex] | None = None) -> dict[str, dict[str, list[float]]]:
         """Per vertex: metric -> one cumulative value per subtask."""
@@ -500,6 +524,18 @@ def _same(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[floa
                 if not (x == y or (math.isnan(x) and math.isnan(y))):
                     return False
     return True
+
+
+def _later_subtasks(first: dict[str, dict[str, list[float]]], later: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, list[float]]]:
+    """`first` with each subtask whose counters differ in `later` (they arrived since) taken from `later`."""
+    out = {vertex: {name: list(values) for name, values in metrics.items()} for vertex, metrics in first.items()}
+    for vertex, metrics in later.items():
+        for i in range(len(metrics[_COUNTERS[0]])):
+            if any(not (metrics[name][i] == values[i] or (math.isnan(metrics[name][i]) and math.isnan(values[i])))
+                   for name, values in first[vertex].items()):
+                for name in metrics:
+                    out[vertex][name][i] = metrics[name][i]
+    return out
 
 
 def _rate(first: list[float], second: list[float], wall: float) -> float:

@@ -37,8 +37,8 @@ class FakeFlink:
     def seconds(self) -> float:
         return time.monotonic() - self.start
 
-    def metric(self, vertex: str, subtask: int, name: str) -> float:
-        t = self.seconds() * 1000.0  # ms
+    def metric(self, vertex: str, subtask: int, name: str, at: float | None = None) -> float:
+        t = (self.seconds() if at is None else at) * 1000.0  # ms
         p = self.parallelism[vertex]
         per = 1000.0 / p / 1000.0  # records per ms per subtask
         if vertex == "v1":
@@ -124,6 +124,25 @@ class FakeFlink:
                 rows.append({"id": item, "value": "NaN" if math.isnan(value) else str(value)})
             return httpx.Response(200, json=rows)
         return httpx.Response(404, json={"errors": ["Not found: " + path]})
+
+
+class CachedFakeFlink(FakeFlink):
+    """Metrics served from a cache refreshed every `refresh_s`, as Flink's REST does; the counters of the
+    subtasks in `late` (on a task manager that answers the fetcher late) arrive `delay_s` after the others,
+    though they are as of the same moment."""
+
+    def __init__(self, refresh_s: float, delay_s: float, late: set[tuple[str, int]]):
+        super().__init__()
+        self.refresh_s, self.delay_s, self.late = refresh_s, delay_s, late
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/overview":
+            return httpx.Response(200, json={"taskmanagers": 2, "slots-total": self.slots, "slots-available": self.slots - 4})
+        return super().handler(request)
+
+    def metric(self, vertex: str, subtask: int, name: str, at: float | None = None) -> float:
+        now = self.seconds() - (self.delay_s if (vertex, subtask) in self.late else 0.0)
+        return super().metric(vertex, subtask, name, at=max(0.0, math.floor(now / self.refresh_s) * self.refresh_s))
 
 
 @pytest.fixture
@@ -258,3 +277,23 @@ def test_observe_before_deploy_and_a_spec_of_another_job_are_refused(fake: FakeF
 
     with pytest.raises(UsageError, match="matches no vertex"):
         executor.deploy(other, other.parallelism)
+
+
+def test_counters_are_read_when_every_task_manager_has_refreshed_them() -> None:
+    # The aggregate's subtask 1 sits on a task manager whose counters reach the REST cache 0.4 s after the
+    # others'. Read as soon as the first ones change, they would be a whole refresh (2 s) older: where that
+    # happens at one end of a window only, a fifth of a 10 s window's records are missed or counted twice.
+    fake = CachedFakeFlink(refresh_s=2.0, delay_s=0.4, late={("v2", 1)})
+    fake.start -= 60.0  # a job running for a minute
+    executor = _executor(fake)
+    spec = vertex_spec(_spec(fake), executor, probe=False)
+    executor.deploy(spec, spec.parallelism)
+    _, counters = executor._fresh_counters()
+    records, idle = counters["v1"]["numRecordsOut"], counters["v2"]["accumulateIdleTimeMs"]
+    # Every subtask as of the same refresh: 0.7 s idle per second of the job, 500 records per second
+    # (idle ms = 0.7 x 1000 x records / 500).
+    assert idle[0] == idle[1] == pytest.approx(1.4 * records[0], rel=1e-9)
+    obs = executor.observe()
+    agg = obs.operators[spec.operators[1].id]
+    assert obs.achieved_rate_rps == pytest.approx(1000.0, rel=0.05)
+    assert agg.busy == pytest.approx(0.3, abs=0.02) and agg.input_rate_rps == pytest.approx(1000.0, rel=0.05)

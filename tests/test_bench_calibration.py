@@ -1,0 +1,43 @@
+"""The calibration fidelity figures in docs/flink.md come from windows shipped in benchmarks/results: replaying
+them (`bench_calibration.py --replay`, which measures nothing) must print the figures the doc quotes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("bench_calibration", ROOT / "benchmarks" / "bench_calibration.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("executor", ["local", "flink"])
+def test_replayed_windows_give_the_figures_the_doc_quotes(executor: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    saved = ROOT / "benchmarks" / "results" / f"calibration-{executor}.json"
+    rows_file = tmp_path / "rows.json"
+    assert _bench().main(["--replay", str(saved), "--json", str(rows_file)]) == 0
+    printed = capsys.readouterr().out
+    doc = (ROOT / "docs" / "flink.md").read_text()
+    summary = [line for line in printed.splitlines() if line.startswith(("held-out windows:", "with contention:"))]
+    assert len(summary) == 2
+    for line in summary:
+        assert line in doc, f"docs/flink.md does not quote the replayed figure {line!r}"
+    # Every held-out window of every job was predicted, from calibration windows of the same job only.
+    rows = json.loads(rows_file.read_text())
+    data = json.loads(saved.read_text())
+    assert data["executor"] == executor and len(rows) == sum(len(job["windows"]) for job in data["jobs"])
+    assert sum(r["role"] == "held out" for r in rows) == 12
+    measured = {(r["job"], json.dumps(r["parallelism"], sort_keys=True)): r["measured_rps"] for r in rows}
+    for job in data["jobs"]:
+        for window in job["windows"]:
+            key = (job["name"], json.dumps(window["parallelism"], sort_keys=True))
+            assert measured[key] == window["observation"]["achieved_rate_rps"]
