@@ -90,7 +90,7 @@ def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tu
                 rest.cancel(job_id)
 
 
-def _measure_all(args: argparse.Namespace, cores: int, calibrate_at: list[int]) -> Iterator[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]:
+def _measure_all(args: argparse.Namespace, calibrate_at: list[int]) -> Iterator[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]:
     """(job, spec, [(parallelism, observation, role)]) per job: the calibration windows, then the held-out ones."""
     from streamtune_cli.calibrate import Sample, calibrate
     from streamtune_cli.executors.sim import SimDeployment
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         executor, cores, repeat = args.executor, len(os.sched_getaffinity(0)), max(1, args.repeat)
         calibrate_at = sorted({int(p) for p in args.calibrate_at.split(",")})
-        jobs = _measure_all(args, cores, calibrate_at)
+        jobs = _measure_all(args, calibrate_at)
     rows = []
     kept = []
     print(f"{executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "

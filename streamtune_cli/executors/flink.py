@@ -330,13 +330,14 @@ class FlinkExecutor:
         on one that answered late would be read as of the refresh before, and its rates over the window
         be off by up to the fetcher's interval. So there, for _FRESH_SPREAD_S more, every vertex is read
         again and each subtask whose counters changed meanwhile takes the later values; it stops early
-        when the first vertex changes again (the next refresh began)."""
+        when a subtask of the first vertex that was fresh already changes again (the next refresh)."""
         deadline = time.monotonic() + _FRESH_TIMEOUT_S
         before = self._counters(self._vertices[:1])
         while time.monotonic() < deadline:
             time.sleep(_FRESH_POLL_S)
             head = self._counters(self._vertices[:1])
-            if _same(head, before):
+            fresh = _changed_subtasks(before, head)
+            if not fresh:
                 continue
             at = time.monotonic()
             latest = {**self._counters(self._vertices[1:]), **head}
@@ -345,9 +346,12 @@ class FlinkExecutor:
                 while time.monotonic() < spread:
                     time.sleep(_FRESH_POLL_S)
                     again = self._counters()
-                    if not _same({vertex: again[vertex] for vertex in head}, head):
+                    changed = _changed_subtasks(latest, again)
+                    if changed & fresh:  # a subtask already read fresh changed again: the next refresh
                         break
-                    latest = _later_subtasks(latest, again)
+                    for vertex, i in changed:
+                        for name, values in again[vertex].items():
+                            latest[vertex][name][i] = values[i]
             return at, latest
         return time.monotonic(), self._counters(self._vertices)
 
@@ -516,26 +520,16 @@ class FlinkExecutor:
             raise ExecutorError(_NAME, "the executor is closed")
 
 
-def _same(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[float]]]) -> bool:
-    """Equal counters, NaN equal to NaN (a source's busy time is always NaN)."""
+def _changed_subtasks(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[float]]]) -> set[tuple[str, int]]:
+    """(vertex, subtask) whose counters differ between two reads, NaN equal to NaN (a source's busy time
+    is always NaN)."""
+    changed = set()
     for vertex, metrics in a.items():
         for name, values in metrics.items():
-            for x, y in zip(values, b[vertex][name]):
+            for i, (x, y) in enumerate(zip(values, b[vertex][name])):
                 if not (x == y or (math.isnan(x) and math.isnan(y))):
-                    return False
-    return True
-
-
-def _later_subtasks(first: dict[str, dict[str, list[float]]], later: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, list[float]]]:
-    """`first` with each subtask whose counters differ in `later` (they arrived since) taken from `later`."""
-    out = {vertex: {name: list(values) for name, values in metrics.items()} for vertex, metrics in first.items()}
-    for vertex, metrics in later.items():
-        for i in range(len(metrics[_COUNTERS[0]])):
-            if any(not (metrics[name][i] == values[i] or (math.isnan(metrics[name][i]) and math.isnan(values[i])))
-                   for name, values in first[vertex].items()):
-                for name in metrics:
-                    out[vertex][name][i] = metrics[name][i]
-    return out
+                    changed.add((vertex, i))
+    return changed
 
 
 def _rate(first: list[float], second: list[float], wall: float) -> float:

@@ -280,19 +280,23 @@ def test_observe_before_deploy_and_a_spec_of_another_job_are_refused(fake: FakeF
 
 
 def test_counters_are_read_when_every_task_manager_has_refreshed_them() -> None:
-    # The aggregate's subtask 1 sits on a task manager whose counters reach the REST cache 0.4 s after the
+    # Subtask 1 of each vertex sits on a task manager whose counters reach the REST cache 0.4 s after the
     # others'. Read as soon as the first ones change, they would be a whole refresh (2 s) older: where that
     # happens at one end of a window only, a fifth of a 10 s window's records are missed or counted twice.
-    fake = CachedFakeFlink(refresh_s=2.0, delay_s=0.4, late={("v2", 1)})
+    # The first vertex's late subtask changing is not the next refresh: only its fresh one changing is.
+    fake = CachedFakeFlink(refresh_s=2.0, delay_s=0.4, late={("v1", 1), ("v2", 1)})
     fake.start -= 60.0  # a job running for a minute
     executor = _executor(fake)
     spec = vertex_spec(_spec(fake), executor, probe=False)
     executor.deploy(spec, spec.parallelism)
+    # Start reading 0.5 s into a refresh (the late counters are in): the next change seen is the next
+    # refresh's on-time counters, with the late ones still to come.
+    time.sleep((0.5 - fake.seconds()) % fake.refresh_s)
     _, counters = executor._fresh_counters()
     records, idle = counters["v1"]["numRecordsOut"], counters["v2"]["accumulateIdleTimeMs"]
     # Every subtask as of the same refresh: 0.7 s idle per second of the job, 500 records per second
     # (idle ms = 0.7 x 1000 x records / 500).
-    assert idle[0] == idle[1] == pytest.approx(1.4 * records[0], rel=1e-9)
+    assert records[0] == records[1] and idle[0] == idle[1] == pytest.approx(1.4 * records[0], rel=1e-9)
     obs = executor.observe()
     agg = obs.operators[spec.operators[1].id]
     assert obs.achieved_rate_rps == pytest.approx(1000.0, rel=0.05)
