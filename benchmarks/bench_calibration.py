@@ -4,14 +4,19 @@ Per job, sources flat out, blackhole sinks: windows with every unit at paralleli
 `--calibrate-at`) are the calibration windows; `calibrate` fits cost_us, sigma (and kappa, from three
 parallelisms) and selectivity to them. Then the job runs at held-out parallelisms (every unit one above the
 highest calibrated; the heaviest unit at 2, the rest at 1; the heaviest at 3, the rest at 2; and from a
-calibration at 3 up, the heaviest at 1, the rest at 3). Each parallelism is deployed `--repeat` times (3)
-and the deployment with the median throughput is the one used. Two predictions of the calibrated sim are
-compared with what was measured, both sharing this machine's cores (`calibrate.predicted_throughput`):
+calibration at 3 up, the heaviest at 1, the rest at 3). Each parallelism is deployed `--repeat` times (3),
+in rounds that visit every parallelism once (a machine whose speed drifts moves every window alike), and
+the deployment with the median throughput is the one used; `spread` is how far apart its deployments
+were (max / min - 1), what the machine alone moves a figure by. Three predictions of the calibrated sim
+are compared with what was measured, all sharing this machine's cores (`calibrate.predicted_throughput`):
 
-- `predicted`: the CPU per source record must fit in the cores the job effectively got in the calibration
+- `cores`: the CPU per source record must fit in the cores the job effectively got in the calibration
   windows (`calibrate.fit_cores`, a mean);
 - `contended`: it must fit in the machine's cores, and an instance waits for a core while the others hold
-  them all (`calibrate.contention_limit`).
+  them all (`calibrate.contention_limit`);
+- `preempted`: as `contended`, and a busy instance pays for the preemptions the other instances cause,
+  at the machine's preemption cost (`calibrate.fit_preemption`), read from the other jobs' windows of the
+  run (never the predicted job's own), or given with `--preemption`.
 
 - `--executor local` (default): the Nexmark specs in configs/nexmark, unfused (every operator a process of
   its own, so each is measured on its own).
@@ -23,7 +28,7 @@ compared with what was measured, both sharing this machine's cores (`calibrate.p
     .venv/bin/python benchmarks/bench_calibration.py [--jobs q1,q2,q5] [--window 5] [--repeat 3] [--calibrate-at 1,2] [--json out.json]
     .venv/bin/python benchmarks/bench_calibration.py --executor flink --rest http://127.0.0.1:8081 [--window 10]
 
-`--save windows.json` keeps every measured window (with the spec it measured); `--replay windows.json`
+`--save windows.json` keeps every measured window (its deployments and the spec it measured); `--replay windows.json`
 computes the predictions again from them without measuring (the figures of a run, re-read).
 """
 
@@ -90,8 +95,14 @@ def _flink_cases(jobs: list[str], window_s: float, rest_url: str) -> Iterator[tu
                 rest.cancel(job_id)
 
 
-def _measure_all(args: argparse.Namespace, calibrate_at: list[int]) -> Iterator[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]:
-    """(job, spec, [(parallelism, observation, role)]) per job: the calibration windows, then the held-out ones."""
+def _measure_all(args: argparse.Namespace, calibrate_at: list[int]) -> Iterator[tuple[str, Any, list[tuple[dict[str, int], Any, str]], list[list[Any]]]]:
+    """(job, spec, [(parallelism, observation, role)], deployments) per job: the calibration windows, then the
+    held-out ones; `observation` is the deployment with the median throughput of the window's `deployments`.
+
+    The deployments are taken in rounds, each visiting every parallelism once (the calibration ones, then
+    the held-out ones): a machine whose speed drifts over the minutes a job takes then moves every window
+    alike, where back-to-back deployments of one parallelism would pin the drift on it. The first round's
+    calibration windows name the heaviest unit, which places the held-out windows."""
     from streamtune_cli.calibrate import Sample, calibrate
     from streamtune_cli.executors.sim import SimDeployment
 
@@ -99,18 +110,13 @@ def _measure_all(args: argparse.Namespace, calibrate_at: list[int]) -> Iterator[
         cases = _local_cases((args.jobs or "q1,q2,q5").split(","), args.window)
     else:
         cases = _flink_cases((args.jobs or FLINK_JOBS).split(","), args.window, args.rest)
+    rounds = max(1, args.repeat)
     for name, spec, measure_once in cases:
         ids = [op.id for op in spec.operators]
-
-        def measure(parallelism: dict[str, int], measure_once: Callable[[dict[str, int]], Any] = measure_once) -> Any:
-            # Deployments of the same parallelism differ by several percent on a shared 2-core machine:
-            # the median of a few is what the fit and the comparison use.
-            runs = sorted((measure_once(parallelism) for _ in range(max(1, args.repeat))), key=lambda o: o.achieved_rate_rps)
-            return runs[len(runs) // 2]
-
         uniform = lambda p: {op: p for op in ids}  # noqa: E731
-        windows = [(uniform(p), measure(uniform(p)), "calibration") for p in calibrate_at]
-        calibrated, _ = calibrate(spec, [Sample(par, obs, "bench") for par, obs, _ in windows])
+        calibration = [uniform(p) for p in calibrate_at]
+        deployments: list[list[Any]] = [[measure_once(par)] for par in calibration]
+        calibrated, _ = calibrate(spec, [Sample(par, runs[0], "bench") for par, runs in zip(calibration, deployments)])
         # The heaviest unit: the most CPU per source record (cost x records per source record), not the
         # highest cost per record (a sink behind a window sees a few records a second).
         load = SimDeployment(calibrated, uniform(1)).unit_demand
@@ -119,20 +125,49 @@ def _measure_all(args: argparse.Namespace, calibrate_at: list[int]) -> Iterator[
         held_out = [uniform(top + 1), {**uniform(1), heavy: 2}, {**uniform(2), heavy: 3}]
         if top >= 3:
             held_out.append({**uniform(3), heavy: 1})
-        windows += [(par, measure(par), "held out") for par in held_out]
-        yield name, spec, windows
+        deployments += [[measure_once(par)] for par in held_out]
+        every = calibration + held_out
+        for _ in range(rounds - 1):
+            for par, runs in zip(every, deployments):
+                runs.append(measure_once(par))
+        roles = ["calibration"] * len(calibration) + ["held out"] * len(held_out)
+        windows = [(par, _median(runs), role) for par, runs, role in zip(every, deployments, roles)]
+        yield name, spec, windows, deployments
 
 
-def _replayed(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any, list[tuple[dict[str, int], Any, str]]]]]:
+def _median(runs: list[Any]) -> Any:
+    """The deployment with the median throughput (the upper one of an even count)."""
+    ordered = sorted(runs, key=lambda o: o.achieved_rate_rps)
+    return ordered[len(ordered) // 2]
+
+
+def _spread(runs: list[Any]) -> float | None:
+    """How far apart the deployments of one parallelism were: max / min - 1 of their throughput."""
+    rates = [o.achieved_rate_rps for o in runs]
+    if len(rates) < 2 or min(rates) <= 0:
+        return None
+    return max(rates) / min(rates) - 1
+
+
+def _replayed(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any, list[tuple[dict[str, int], Any, str]], list[list[Any]]]]]:
+    """A --save file's jobs as _measure_all yields them. Windows saved before the machine's core count was
+    part of an observation get the run's `cores` (they were measured on that machine); a window saved
+    without its deployments has its median alone."""
     from streamtune_cli.executors.base import Observation
     from streamtune_cli.spec.models import JobSpec
 
     data = json.loads(path.read_text())
-    jobs = [
-        (job["name"], JobSpec.model_validate(job["spec"]),
-         [(w["parallelism"], Observation.model_validate(w["observation"]), w["role"]) for w in job["windows"]])
-        for job in data["jobs"]
-    ]
+
+    def observation(raw: dict[str, Any]) -> Any:
+        obs = Observation.model_validate(raw)
+        return obs if obs.machine_cores is not None else obs.model_copy(update={"machine_cores": data["cores"]})
+
+    jobs = []
+    for job in data["jobs"]:
+        windows = [(w["parallelism"], observation(w["observation"]), w["role"]) for w in job["windows"]]
+        deployments = [[observation(o) for o in w["deployments"]] if "deployments" in w else [obs]
+                       for w, (_, obs, _) in zip(job["windows"], windows)]
+        jobs.append((job["name"], JobSpec.model_validate(job["spec"]), windows, deployments))
     return data, jobs
 
 
@@ -147,13 +182,17 @@ def main(argv: list[str] | None = None) -> int:
                         "one above the highest, the heaviest unit at 2 (rest 1) and at 3 (rest 2), and from 3 up "
                         "the heaviest at 1 (rest 3)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="deployments per parallelism; the one with the median throughput is used (default 3)")
+                        help="deployments per parallelism, in rounds that visit every parallelism once; the one with "
+                        "the median throughput is used (default 3)")
     parser.add_argument("--json", type=Path, help="the figures, one row per window")
     parser.add_argument("--save", type=Path, help="every measured window and the spec it measured, for --replay")
     parser.add_argument("--replay", type=Path, help="predict from windows a --save run measured; measures nothing")
+    parser.add_argument("--preemption", type=float,
+                        help="the machine's preemption cost for every job (default: fitted per job to the other jobs' "
+                        "windows, calibrate.fit_preemption)")
     args = parser.parse_args(argv)
 
-    from streamtune_cli.calibrate import Sample, calibrate, fit_cores, predicted_throughput
+    from streamtune_cli.calibrate import Sample, calibrate, fit_cores, fit_preemption, predicted_throughput
     from streamtune_cli.spec.loader import spec_to_data
 
     if args.replay:
@@ -163,40 +202,73 @@ def main(argv: list[str] | None = None) -> int:
         executor, cores, repeat = args.executor, len(os.sched_getaffinity(0)), max(1, args.repeat)
         calibrate_at = sorted({int(p) for p in args.calibrate_at.split(",")})
         jobs = _measure_all(args, calibrate_at)
-    rows = []
-    kept = []
-    print(f"{executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "
-          + (f"median of {repeat} deployments per parallelism" if repeat > 1 else "one deployment per parallelism")
-          + (f" (replayed from {args.replay})" if args.replay else ""))
-    print(f"{'job':<26} {'parallelism':<16} {'measured':>11} {'predicted':>11} {'error':>7} {'contended':>11} {'error':>7} {'cores':>5}  role")
-    for name, spec, windows in jobs:
+    kept, measured_jobs = [], []
+    for name, spec, windows, deployments in jobs:
         kept.append({"name": name, "spec": spec_to_data(spec),
-                     "windows": [{"parallelism": par, "observation": obs.model_dump(mode="json"), "role": role} for par, obs, role in windows]})
-        ids = [op.id for op in spec.operators]
-        calibration = [Sample(par, obs, "bench") for par, obs, role in windows if role == "calibration"]
-        calibrated, _ = calibrate(spec, calibration)
-        effective = fit_cores(calibrated, calibration)
-        usable = min(float(cores), effective) if effective is not None else float(cores)
-        print(f"{name}: effective cores {usable:.2f} of {cores}" + ("" if effective is not None else " (no window held back by the machine)"))
-        for par, observation, role in windows:
-            measured = observation.achieved_rate_rps
-            predicted = predicted_throughput(calibrated, par, cores=usable)
-            contended = predicted_throughput(calibrated, par, cores=cores, contention=True)
-            error, error2 = (value / measured - 1 if measured else float("inf") for value in (predicted, contended))
-            label = ",".join(str(par[op]) for op in ids)
-            used = f"{observation.cpu_cores:.2f}" if observation.cpu_cores is not None else "-"
-            print(f"{name:<26} {label:<16} {measured:>11,.0f} {predicted:>11,.0f} {error:>+7.1%} {contended:>11,.0f} {error2:>+7.1%} {used:>5}  {role}", flush=True)
-            rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predicted,
-                         "error": error, "contended_rps": contended, "contended_error": error2,
-                         "cpu_cores": observation.cpu_cores, "role": role})
+                     "windows": [{"parallelism": par, "observation": obs.model_dump(mode="json"), "role": role,
+                                  "deployments": [o.model_dump(mode="json") for o in runs]}
+                                 for (par, obs, role), runs in zip(windows, deployments)]})
         if args.save:  # after every job: an interrupted run keeps what it measured
             args.save.write_text(json.dumps({"executor": executor, "cores": cores, "calibrate_at": calibrate_at,
                                              "repeat": repeat, "window_s": args.window, "jobs": kept}, indent=1))
+        calibrated, _ = calibrate(spec, [Sample(par, obs, "bench") for par, obs, role in windows if role == "calibration"])
+        measured_jobs.append((name, spec, windows, deployments, calibrated))
+        if not args.replay:
+            print(f"measured {name}: {len(windows)} parallelisms", file=sys.stderr, flush=True)
+
+    print(f"{executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "
+          + (f"median of {repeat} deployments per parallelism" if repeat > 1 else "one deployment per parallelism")
+          + (f" (replayed from {args.replay})" if args.replay else ""))
+    print(f"{'job':<22} {'parallelism':<12} {'measured':>10} {'cores':>7} {'contended':>10} {'error':>7} "
+          f"{'preempted':>10} {'error':>7} {'used':>5} {'spread':>6}  role")
+    rows, spreads = [], []
+    for index, (name, spec, windows, deployments, calibrated) in enumerate(measured_jobs):
+        ids = [op.id for op in spec.operators]
+        calibration = [Sample(par, obs, "bench") for par, obs, role in windows if role == "calibration"]
+        effective = fit_cores(calibrated, calibration)
+        usable = min(float(cores), effective) if effective is not None else float(cores)
+        # The machine's preemption cost, from the other jobs' windows on it (none of this job's).
+        others = [(other[4], par, obs.achieved_rate_rps)
+                  for k, other in enumerate(measured_jobs) if k != index for par, obs, _ in other[2]]
+        if args.preemption is not None:
+            preemption, whence = args.preemption, "--preemption"
+        else:
+            preemption, whence = (fit_preemption(others, cores), "the other jobs' windows") if others else (0.0, "no other job")
+        print(f"{name}: effective cores {usable:.2f} of {cores}" + ("" if effective is not None else " (no window held back by the machine)")
+              + f"; preemption {preemption:.2f} (from {whence})")
+        for (par, observation, role), runs in zip(windows, deployments):
+            measured = observation.achieved_rate_rps
+            spread = _spread(runs)
+            if spread is not None:
+                spreads.append(spread)
+            predictions = (
+                predicted_throughput(calibrated, par, cores=usable),
+                predicted_throughput(calibrated, par, cores=cores, contention=True),
+                predicted_throughput(calibrated, par, cores=cores, contention=True, preemption=preemption),
+            )
+            error, error2, error3 = (value / measured - 1 if measured else float("inf") for value in predictions)
+            label = ",".join(str(par[op]) for op in ids)
+            used = f"{observation.cpu_cores:.2f}" if observation.cpu_cores is not None else "-"
+            shown = f"{spread:.1%}" if spread is not None else "-"
+            print(f"{name[:22]:<22} {label:<12} {measured:>10,.0f} {error:>+7.1%} {predictions[1]:>10,.0f} {error2:>+7.1%} "
+                  f"{predictions[2]:>10,.0f} {error3:>+7.1%} {used:>5} {shown:>6}  {role}", flush=True)
+            rows.append({"job": name, "parallelism": par, "measured_rps": measured, "predicted_rps": predictions[0],
+                         "error": error, "contended_rps": predictions[1], "contended_error": error2,
+                         "preempted_rps": predictions[2], "preempted_error": error3, "preemption": preemption,
+                         "cpu_cores": observation.cpu_cores, "spread": spread, "role": role})
     held = [r for r in rows if r["role"] == "held out"]
-    for key, label in (("error", f"held-out windows: {len(held)},"), ("contended_error", "with contention:")):
+    labels = (("error", f"held-out windows: {len(held)}; effective cores:"), ("contended_error", "with contention:"),
+              ("preempted_error", "with contention and preemption:"))
+    for key, label in labels:
         if held:
             errors = [abs(r[key]) for r in held]
-            print(f"{label} worst error {max(errors):.1%}, mean absolute error {sum(errors) / len(errors):.1%}")
+            within = sum(e <= 0.15 for e in errors)
+            print(f"{label} worst error {max(errors):.1%}, mean absolute error {sum(errors) / len(errors):.1%}, "
+                  f"{within} of {len(errors)} within 15%")
+    if spreads:
+        ordered = sorted(spreads)
+        print(f"deployments of one parallelism: spread up to {ordered[-1]:.1%}, median {ordered[len(ordered) // 2]:.1%} "
+              "(max / min - 1 of their throughput)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

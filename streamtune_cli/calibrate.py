@@ -14,7 +14,7 @@ records in (for a source: records emitted over records read). Windows where an o
 (busy < min_busy) say little about its scaling and are left out; an operator nearly idle in every window
 gets its cost alone from them (busy >= LOW_BUSY on at least LOW_BUSY_MIN_RPS records/s per instance).
 Where a window's busy time adds up to more cores than it used (Flink's busy is wall time), busy is first
-scaled down to CPU (cpu_share). A fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
+scaled down to CPU (cpu_shares). A fused chain's members all report their process's busy time (local executor, a Flink vertex), so calibrate
 from runs that measure each operator on its own (`--no-fusion`, or a spec of vertices).
 
 The sim gives every instance a core; on a machine with fewer cores than busy instances,
@@ -37,8 +37,8 @@ from streamtune_cli.io import read_json_file
 from streamtune_cli.spec.models import MAX_COST_US, MIN_COST_US, JobSpec, OperatorKind
 
 __all__ = [
-    "cpu_share",
-    "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_cores", "contention_limit",
+    "cpu_shares",
+    "Sample", "OperatorFit", "load_samples", "fit_usl", "calibrate", "cpu_us_per_record", "predicted_throughput", "fit_preemption", "fit_cores", "contention_limit",
 ]
 
 MIN_BUSY = 0.05
@@ -146,19 +146,77 @@ def fit_usl(
     return a * 1e6, sigma, kappa, error
 
 
-def cpu_share(observation: Any) -> float:
-    """The fraction of the operators' busy time that was CPU time in a window (1 where nothing says less).
+def cpu_shares(observation: Any) -> dict[str, float]:
+    """Per operator, the fraction of its busy time that was CPU time in a window (1 where nothing says less).
 
     Flink's busy time is wall time: a task thread waiting for a core counts as busy, so where threads
     outnumber cores every busy reads high and the costs fitted from it would carry the wait. The window's
     CPU (observation.cpu_cores, e.g. the task managers' JVM CPU) bounds the operators' real work: when the
-    busy instances add up to more cores than were used, each busy is scaled down by that ratio. The local
-    executor's busy is CPU time already, and the sim's instances each own a core: both give 1."""
+    busy instances add up to more cores than were used, the difference is time spent waiting. How much of
+    it each operator waited depends on the others: with the cores the job ran on known
+    (observation.machine_cores), an instance finds every core held while that many others are busy
+    (`contention_limit`'s model, 1 - free), so the wait is shared out in proportion to busy x (1 - free),
+    free from the others' CPU (`_cpu_of_wall_busy`, a fixed point). A light thread beside busy ones waited
+    most of its busy time, a busy one little of it: one that reads busy 0.95 stays nearly saturated, as it
+    was, where one ratio for every operator would leave it headroom it never had. Without the core count,
+    that one ratio (used / busy) serves every operator. The local executor's busy is CPU time already, and
+    the sim's instances each own a core: both give 1."""
+    ops = observation.operators
     used = getattr(observation, "cpu_cores", None)
-    busy = sum(m.busy * m.parallelism for m in observation.operators.values())
+    wall = {op: min(1.0, max(0.0, m.busy)) for op, m in ops.items()}
+    count = {op: max(1, int(m.parallelism)) for op, m in ops.items()}
+    busy = sum(wall[op] * count[op] for op in ops)
     if used is None or busy <= 0 or used >= busy:
-        return 1.0
-    return max(used / busy, 1e-3)
+        return {op: 1.0 for op in ops}
+    ratio = max(used / busy, 1e-3)
+    cores = getattr(observation, "machine_cores", None)
+    if not cores or sum(count.values()) <= cores:
+        return {op: ratio for op in ops}
+    cpu = _cpu_of_wall_busy(wall, count, int(cores), used)
+    return {op: min(1.0, max(cpu[op] / wall[op], 1e-3)) if wall[op] > 0 else ratio for op in ops}
+
+
+def _cpu_of_wall_busy(wall: dict[str, float], count: dict[str, int], cores: int, used: float) -> dict[str, float]:
+    """Per operator, the CPU part of a wall-time busy: the window's wait (busy over all instances minus
+    `used`) shared out in proportion to how often each operator's instances find every core held
+    (wall x (1 - free), free from the others' CPU). A damped fixed point from the proportional split."""
+    ops = list(wall)
+    total = sum(wall[op] * count[op] for op in ops)
+    waited = total - used
+    cpu = {op: wall[op] * used / total for op in ops}
+    for _ in range(200):
+        free = _free_core_chance(ops, count, cpu, cores)
+        weight = {op: wall[op] * (1.0 - free[op]) for op in ops}
+        norm = sum(weight[op] * count[op] for op in ops)
+        if norm <= 0:
+            return cpu
+        target = {op: max(0.0, wall[op] - waited * weight[op] / norm) for op in ops}
+        step = max(abs(target[op] - cpu[op]) for op in ops)
+        cpu = {op: 0.5 * (cpu[op] + target[op]) for op in ops}
+        if step < 1e-7:
+            break
+    return cpu
+
+
+def _free_core_chance(ops: list[str], count: dict[str, int], load: dict[str, float], cores: int) -> dict[str, float]:
+    """Per operator, the chance that fewer than `cores` of the other instances are busy (each independently
+    busy with its operator's `load`): one instance's chance of finding a core."""
+    import numpy as np
+
+    # Prefix and suffix distributions over the operators, so "every instance but one of op" costs two
+    # convolutions per operator, not one per other operator.
+    prefix = [np.eye(1, cores + 1).ravel()]
+    for op in ops:
+        prefix.append(_with_binomial(prefix[-1], count[op], load[op], cores))
+    suffix = [np.eye(1, cores + 1).ravel()]
+    for op in reversed(ops):
+        suffix.append(_with_binomial(suffix[-1], count[op], load[op], cores))
+    suffix.reverse()
+    free = {}
+    for i, op in enumerate(ops):
+        others = _with_binomial(_combined(prefix[i], suffix[i + 1], cores), count[op] - 1, load[op], cores)
+        free[op] = 1.0 - float(others[cores])
+    return free
 
 
 def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUSY) -> tuple[JobSpec, list[OperatorFit]]:
@@ -166,7 +224,7 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
     from streamtune_cli.spec.loader import spec_to_data
 
     fits: list[OperatorFit] = []
-    scales = [cpu_share(sample.observation) for sample in samples]
+    scales = [cpu_shares(sample.observation) for sample in samples]
     data = spec_to_data(spec)
     by_id = {op["id"]: op for op in data["operators"]}
     for op in spec.operators:
@@ -174,10 +232,11 @@ def calibrate(spec: JobSpec, samples: list[Sample], *, min_busy: float = MIN_BUS
         low: list[tuple[int, float]] = []
         rin = rout = 0.0
         windows = 0
-        for sample, share in zip(samples, scales):
+        for sample, shares in zip(samples, scales):
             m = sample.observation.operators.get(op.id)
             if m is None:
                 continue
+            share = shares[op.id]
             windows += 1
             rin += m.input_rate_rps
             rout += m.output_rate_rps
@@ -235,19 +294,17 @@ def cpu_us_per_record(spec: JobSpec, parallelism: dict[str, int]) -> float:
 
 
 def _cpu_us_per_record(deployment: Any) -> float:
-    from streamtune_cli.capacity import usl_rate
-
     total = 0.0
     for op in deployment.spec.operators:
         demand = deployment.unit_demand[op.id]
         if demand > 0:
-            p = int(deployment.parallelism[op.id])
-            total += demand * p * 1e6 / usl_rate(op, p)
+            total += demand * int(deployment.parallelism[op.id]) * 1e6 / deployment.usl[op.id]
     return total
 
 
 def predicted_throughput(
-    spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None, contention: bool = False
+    spec: JobSpec, parallelism: dict[str, int], *, cores: float | None = None, contention: bool = False,
+    preemption: float = 0.0,
 ) -> float:
     """The most records/s the sim says the job ingests at `parallelism` (sources flat out).
 
@@ -255,10 +312,18 @@ def predicted_throughput(
     the CPU per source record (cpu_us_per_record) must fit in them, which is what limits a job with more
     instances than cores. `cores` may be the machine's, or what `fit_cores` found the job really gets.
     With `contention` (and `cores`, the machine's), an instance also waits for a core while the others hold
-    them all (`contention_limit`)."""
+    them all (`contention_limit`). With `preemption` too (`fit_preemption`), a busy instance also pays for
+    being preempted: whenever another instance wakes on its core (the scheduler favours the lightly
+    loaded one that slept), it loses its turn and its caches, so its CPU per record grows with how busy it
+    is and how many instances run (docs/flink.md, "Fidelity")."""
     from streamtune_cli.executors.sim import SimDeployment
 
-    deployment = SimDeployment(spec, parallelism)
+    if cores is not None and contention and preemption > 0:
+        return _preempted_rate(spec, parallelism, int(cores), preemption)
+    return _on_cores(SimDeployment(spec, parallelism), cores, contention)
+
+
+def _on_cores(deployment: Any, cores: float | None, contention: bool) -> float:
     rate = deployment.max_ingest_rps
     if cores is not None:
         per_record = _cpu_us_per_record(deployment)
@@ -267,6 +332,66 @@ def predicted_throughput(
         if contention and math.isfinite(rate):
             rate = contention_limit(deployment, int(cores), rate)
     return rate
+
+
+def _preempted_rate(spec: JobSpec, parallelism: dict[str, int], cores: int, preemption: float) -> float:
+    """predicted_throughput with contention, each operator's cost raised by the preemptions its instances
+    suffer at `parallelism` over those of the windows its cost was fitted from (every unit at its
+    parallelism): an instance of operator k, busy `load_k`, among N running instances pays
+    1 + preemption x load_k x (N - 1) per record. Loads and rate are a damped fixed point."""
+    from streamtune_cli.executors.sim import SimDeployment
+
+    def contended(deployment: Any) -> float:
+        return _on_cores(deployment, cores, True)
+
+    plain = SimDeployment(spec, parallelism)
+    running = [op for op in plain.order if plain.unit_demand[op] > 0]
+    instances = sum(int(plain.parallelism[op]) for op in running)
+    rate = contended(plain)
+    if preemption <= 0 or instances <= cores or not math.isfinite(rate) or rate <= 0:
+        return rate
+    # What each operator's fitted cost already carries: its preemptions with every unit at its parallelism.
+    carried: dict[str, float] = {}
+    for p in {int(plain.parallelism[op]) for op in running}:
+        uniform = SimDeployment(spec, {op: p for op in plain.parallelism})
+        at = contended(uniform)
+        around = sum(int(uniform.parallelism[op]) for op in running) - 1
+        for op in running:
+            if int(plain.parallelism[op]) == p:
+                load = min(1.0, at * uniform.unit_demand[op] / uniform.usl[op]) if math.isfinite(at) else 0.0
+                carried[op] = 1.0 + preemption * load * around
+    for _ in range(30):
+        deployment = SimDeployment(spec, parallelism)
+        for op in running:
+            load = min(1.0, rate * plain.unit_demand[op] / plain.usl[op])
+            factor = (1.0 + preemption * load * (instances - 1)) / carried[op]
+            deployment.usl[op] = plain.usl[op] / factor
+            deployment.capacity[op] = plain.capacity[op] / factor
+        found = contended(deployment)
+        if abs(found - rate) <= 1e-4 * rate:
+            return found
+        rate = 0.5 * (rate + found)
+    return rate
+
+
+def fit_preemption(cases: list[tuple[JobSpec, dict[str, int], float]], cores: int) -> float:
+    """The preemption cost (`predicted_throughput`'s `preemption`) that best predicts measured throughputs:
+    `cases` are (calibrated spec, parallelism, records/s measured) on one machine, and the value with the
+    least squared log error over them wins, from 0 to 0.3 in steps of 0.01. It is the machine's and the
+    executor's (how dear a switch between its processes or threads is), not a job's: windows with every
+    unit at one parallelism say nothing of it (they carry what they measured), and those of other jobs on
+    the same machine can."""
+    best, best_error = 0.0, math.inf
+    for step in range(31):
+        value = step / 100
+        error = 0.0
+        for spec, parallelism, measured in cases:
+            if measured > 0:
+                predicted = predicted_throughput(spec, parallelism, cores=cores, contention=True, preemption=value)
+                error += math.log(max(predicted, 1e-9) / measured) ** 2
+        if error < best_error - 1e-12:
+            best, best_error = value, error
+    return best
 
 
 def _with_binomial(dist: Any, n: int, p: float, cores: int) -> Any:
@@ -307,8 +432,6 @@ def contention_limit(deployment: Any, cores: int, upper: float) -> float:
     of the other instances are busy at once. It then waits, so only the rest of the time is its to use: the
     hottest instance of each operator must fit its load in it. With no more instances than cores nothing
     waits and `upper` stands. Bisection over the rate (the loads rise with it)."""
-    import numpy as np
-
     ops = [op for op in deployment.order if deployment.unit_demand[op] > 0]
     count = {op: int(deployment.parallelism[op]) for op in ops}
     if cores <= 0 or sum(count.values()) <= cores:
@@ -316,21 +439,8 @@ def contention_limit(deployment: Any, cores: int, upper: float) -> float:
 
     def fits(rate: float) -> bool:
         load = {op: min(1.0, rate * deployment.unit_demand[op] / deployment.usl[op]) for op in ops}
-        # Prefix and suffix distributions over the operators, so "every instance but one of op" costs
-        # two convolutions per operator, not one per other operator.
-        prefix = [np.eye(1, cores + 1).ravel()]
-        for op in ops:
-            prefix.append(_with_binomial(prefix[-1], count[op], load[op], cores))
-        suffix = [np.eye(1, cores + 1).ravel()]
-        for op in reversed(ops):
-            suffix.append(_with_binomial(suffix[-1], count[op], load[op], cores))
-        suffix.reverse()
-        for i, op in enumerate(ops):
-            others = _with_binomial(_combined(prefix[i], suffix[i + 1], cores), count[op] - 1, load[op], cores)
-            free = 1.0 - float(others[cores])
-            if rate * deployment.unit_demand[op] / deployment.capacity[op] > free:
-                return False
-        return True
+        free = _free_core_chance(ops, count, load, cores)
+        return all(rate * deployment.unit_demand[op] / deployment.capacity[op] <= free[op] for op in ops)
 
     if fits(upper):
         return upper

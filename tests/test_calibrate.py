@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from streamtune_cli.calibrate import Sample, calibrate, cpu_share, cpu_us_per_record, fit_cores, fit_usl, predicted_throughput
+from streamtune_cli.calibrate import Sample, calibrate, cpu_shares, cpu_us_per_record, fit_cores, fit_usl, predicted_throughput
 from streamtune_cli.cli.app import app
 from streamtune_cli.executors.sim import SimExecutor
 from streamtune_cli.spec import load_spec
@@ -153,13 +153,55 @@ def test_busy_that_counts_waiting_for_a_core_is_scaled_to_the_cpu_the_window_use
             for k, m in obs.operators.items()
         }
         inflated.append(Sample(w.parallelism, obs.model_copy(update={"operators": ops, "cpu_cores": used}), "wall"))
-    assert all(cpu_share(s.observation) == pytest.approx(0.5, rel=1e-6) for s in inflated)
+    # Without the machine's core count, one ratio serves every operator.
+    assert all(share == pytest.approx(0.5, rel=1e-6) for s in inflated for share in cpu_shares(s.observation).values())
     _, fits = calibrate(spec, inflated)
     work = next(f for f in fits if f.operator == "work")
     assert work.cost_us == pytest.approx(10.0, rel=1e-3)
     # Without the window's CPU, nothing says the busy time was inflated: the cost doubles.
     _, blind = calibrate(spec, [Sample(s.parallelism, s.observation.model_copy(update={"cpu_cores": None}), "x") for s in inflated])
     assert next(f for f in blind if f.operator == "work").cost_us == pytest.approx(20.0, rel=1e-3)
+
+
+def _as_wall_time(window: Sample, cores: int) -> Sample:
+    """The window as a wall-time clock reads it on `cores` cores: each instance's CPU busy stretched by the
+    time it waits for a core (it runs only while fewer than `cores` of the others are busy)."""
+    from streamtune_cli.calibrate import _free_core_chance
+
+    obs = window.observation
+    cpu = {k: m.busy for k, m in obs.operators.items()}
+    count = {k: m.parallelism for k, m in obs.operators.items()}
+    free = _free_core_chance(list(cpu), count, cpu, cores)
+    ops = {
+        k: m.model_copy(update={"busy": m.busy / free[k], "true_processing_rate_rps": m.true_processing_rate_rps * free[k]})
+        for k, m in obs.operators.items()
+    }
+    used = sum(cpu[k] * count[k] for k in cpu)
+    return Sample(window.parallelism, obs.model_copy(update={"operators": ops, "cpu_cores": used, "machine_cores": cores}), "wall")
+
+
+def test_busy_that_counts_waiting_is_split_by_what_the_other_instances_hold() -> None:
+    spec = chain_spec([("src", "source", 4.0, 1.0), ("work", "map", 10.0, 1.0), ("out", "sink", 1.0, 1.0)], rate_rps=1000.0, name="c")
+    honest = []
+    for p in (1, 2, 3):  # 60,000 rec/s: work busy 0.6 / p, src 0.24 / p, out 0.06 / p, on 2 cores
+        par = {op.id: p for op in spec.operators}
+        with SimExecutor(seed=0, noise=0.0, rate_rps=60_000.0) as sim:
+            sim.deploy(spec, par)
+            honest.append(Sample(par, sim.observe(), "sim"))
+    walled = [_as_wall_time(w, 2) for w in honest]
+    # The wait is not the same for every operator: the light ones wait more of their busy time (the heavy
+    # instances hold the cores), so one ratio cannot take it out.
+    stretch = {k: walled[2].observation.operators[k].busy / m.busy for k, m in honest[2].observation.operators.items()}
+    assert stretch["out"] > stretch["work"] * 1.05
+    for wall, true in zip(walled, honest):
+        shares = cpu_shares(wall.observation)
+        for k, m in wall.observation.operators.items():
+            assert m.busy * shares[k] == pytest.approx(true.observation.operators[k].busy, rel=1e-4)
+    _, fits = calibrate(spec, walled)
+    assert {f.operator: f.cost_us for f in fits} == pytest.approx({"src": 4.0, "work": 10.0, "out": 1.0}, rel=1e-3)
+    # One ratio for every operator (the core count unknown) gets the costs wrong.
+    _, blind = calibrate(spec, [Sample(s.parallelism, s.observation.model_copy(update={"machine_cores": None}), "x") for s in walled])
+    assert next(f for f in blind if f.operator == "out").cost_us > 1.02
 
 
 def test_an_operator_never_busy_enough_for_a_scaling_still_gets_its_measured_cost() -> None:
@@ -241,3 +283,46 @@ def test_contention_on_two_cores_matches_the_closed_form(costs: list[float]) -> 
     assert contention_limit(deployment, 3, upper) == upper
     # More cores never predict less.
     assert predicted_throughput(spec, par, cores=2, contention=True) <= predicted_throughput(spec, par, cores=3, contention=True)
+
+
+def _three(costs: list[float]):  # type: ignore[no-untyped-def]
+    return chain_spec(
+        [("src", "source", costs[0], 1.0), ("work", "map", costs[1], 1.0), ("out", "sink", costs[2], 1.0)], rate_rps=1000.0, name="c"
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(costs=st.lists(st.floats(0.2, 5.0), min_size=3, max_size=3), p=st.integers(1, 4), preemption=st.floats(0.0, 0.3))
+def test_preemption_changes_nothing_where_every_unit_runs_at_one_parallelism(costs: list[float], p: int, preemption: float) -> None:
+    # The costs were fitted from windows with every unit at one parallelism: they carry those preemptions.
+    spec = _three(costs)
+    par = {op.id: p for op in spec.operators}
+    plain = predicted_throughput(spec, par, cores=2, contention=True)
+    assert predicted_throughput(spec, par, cores=2, contention=True, preemption=preemption) == pytest.approx(plain, rel=1e-9)
+
+
+def test_a_busy_instance_among_many_pays_for_their_wakeups() -> None:
+    spec = _three([1.0, 4.0, 0.5])
+    hot = {"src": 3, "work": 1, "out": 3}  # the heavy operator alone at 1 among six light instances
+    rates = [predicted_throughput(spec, hot, cores=2, contention=True, preemption=value) for value in (0.0, 0.04, 0.08)]
+    assert rates[0] > rates[1] > rates[2]
+    # The loss is what the hot instance pays over the windows at 1 (it was busy there too, among fewer).
+    assert rates[2] < rates[0] * 0.95
+    # With a core per instance nobody is preempted.
+    few = {"src": 1, "work": 1, "out": 1}
+    assert predicted_throughput(spec, few, cores=3, contention=True, preemption=0.1) == predicted_throughput(spec, few, cores=3, contention=True)
+
+
+def test_the_preemption_cost_is_read_back_from_mixed_windows_and_not_from_uniform_ones() -> None:
+    from streamtune_cli.calibrate import fit_preemption
+
+    specs = [_three([1.0, 4.0, 0.5]), _three([3.0, 1.0, 0.3])]
+    mixed = [{"src": 3, "work": 1, "out": 3}, {"src": 1, "work": 3, "out": 2}, {"src": 2, "work": 1, "out": 1}]
+    cases = [(s, par, predicted_throughput(s, par, cores=2, contention=True, preemption=0.07)) for s in specs for par in mixed]
+    assert fit_preemption(cases, 2) == pytest.approx(0.07)
+    plain = [(s, par, predicted_throughput(s, par, cores=2, contention=True)) for s in specs for par in mixed]
+    assert fit_preemption(plain, 2) == 0.0
+    # Windows with every unit at one parallelism fit any value equally well: the least one, 0, is kept.
+    uniform = [(s, {op.id: p for op in s.operators}, predicted_throughput(s, {op.id: p for op in s.operators}, cores=2, contention=True) * 0.9)
+               for s in specs for p in (1, 2, 3)]
+    assert fit_preemption(uniform, 2) == 0.0

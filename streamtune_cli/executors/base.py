@@ -59,6 +59,11 @@ class Observation(_Model):
         description="cores the job's processes used on average over the window (CPU seconds per second), where "
         "the executor can tell: the local executor's processes, a Flink cluster's task managers",
     )
+    machine_cores: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="CPU cores the job's processes could run on, where the executor can tell: the local "
+        "executor's CPUs, the cores of a Flink cluster's task manager hosts",
+    )
     operators: dict[str, OperatorMetrics] = Field(min_length=1)
 
     @model_validator(mode="after")

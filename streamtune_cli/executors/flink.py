@@ -184,7 +184,28 @@ class FlinkExecutor:
         observation = self._observation(t0, first, t1, second)
         if cpu0 is not None and cpu1 is not None and cpu1 >= cpu0:
             observation = observation.model_copy(update={"cpu_cores": (cpu1 - cpu0) / max(t1 - t0, 1e-9)})
+        cores = self._task_manager_cores()
+        if cores is not None:
+            observation = observation.model_copy(update={"machine_cores": cores})
         return observation
+
+    def _task_manager_cores(self) -> int | None:
+        """The CPU cores of the hosts the task managers run on (`/taskmanagers`, `hardware.cpuCores`), each
+        host counted once: task managers started on one machine share its cores. None where the cluster
+        does not say."""
+        try:
+            listing = self._rest.get("/taskmanagers")
+        except ExecutorError:
+            return None
+        per_host: dict[str, int] = {}
+        for tm in listing.get("taskmanagers", []) if isinstance(listing, dict) else []:
+            hardware = tm.get("hardware") if isinstance(tm, dict) else None
+            cores = hardware.get("cpuCores") if isinstance(hardware, dict) else None
+            if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+                continue
+            host = _host_of(str(tm.get("path", ""))) or str(tm.get("id", len(per_host)))
+            per_host[host] = max(per_host.get(host, 0), cores)
+        return sum(per_host.values()) or None
 
     def _task_manager_cpu_s(self) -> float | None:
         """CPU seconds the cluster's task managers' JVMs have used (Status.JVM.CPU.Time, summed over task
@@ -530,6 +551,16 @@ def _changed_subtasks(a: dict[str, dict[str, list[float]]], b: dict[str, dict[st
                 if not (x == y or (math.isnan(x) and math.isnan(y))):
                     changed.add((vertex, i))
     return changed
+
+
+def _host_of(path: str) -> str | None:
+    """The host of a task manager's RPC address (`pekko.tcp://flink@10.0.0.5:6122/user/rpc/taskmanager_0`)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(path).hostname if "://" in path else None
+    except ValueError:
+        return None
 
 
 def _rate(first: list[float], second: list[float], wall: float) -> float:

@@ -33,6 +33,7 @@ class FakeFlink:
         self.parallelism = {"v1": 2, "v2": 2}
         self.slots = slots
         self.puts: list[dict] = []
+        self.task_managers: list[dict] | None = None  # what /taskmanagers lists; None: not served (404)
 
     def seconds(self) -> float:
         return time.monotonic() - self.start
@@ -100,6 +101,8 @@ class FakeFlink:
         if path == "/overview":
             used = max(self.parallelism.values())
             return httpx.Response(200, json={"taskmanagers": 1, "slots-total": self.slots, "slots-available": self.slots - used})
+        if path == "/taskmanagers" and self.task_managers is not None:
+            return httpx.Response(200, json={"taskmanagers": self.task_managers})
         if path == "/jobs/j1":
             return httpx.Response(200, json=self.job())
         if path == "/jobs/j1/plan":
@@ -177,6 +180,29 @@ def test_an_observation_from_counters_with_a_legacy_source(fake: FakeFlink) -> N
     assert source.busy == pytest.approx(0.5, rel=0.1) and source.input_rate_rps == pytest.approx(1000.0, rel=0.1)
     assert agg.busy == pytest.approx(0.3, abs=0.03) and agg.idle == pytest.approx(0.7, abs=0.03)
     assert agg.input_rate_rps == pytest.approx(1000.0, rel=0.1) and agg.output_rate_rps == 0.0
+
+
+def _task_manager(host: str, port: int, cores: object) -> dict:
+    return {"id": f"{host}:{port}-tm", "path": f"pekko.tcp://flink@{host}:{port}/user/rpc/taskmanager_0", "hardware": {"cpuCores": cores}}
+
+
+@pytest.mark.parametrize(
+    ("task_managers", "cores"),
+    [
+        (None, None),  # a cluster that does not list its task managers: nothing is known
+        ([_task_manager("10.0.0.5", 6122, 2)], 2),
+        # Two task managers on one host share its cores; one on another host brings its own.
+        ([_task_manager("10.0.0.5", 6122, 2), _task_manager("10.0.0.5", 6123, 2), _task_manager("10.0.0.6", 6122, 4)], 6),
+        ([_task_manager("10.0.0.5", 6122, "many"), _task_manager("10.0.0.6", 6122, 0)], None),  # nothing usable
+    ],
+)
+def test_each_window_says_how_many_cores_the_task_managers_hosts_have(task_managers: list | None, cores: int | None) -> None:
+    fake = FakeFlink()
+    fake.task_managers = task_managers
+    executor = _executor(fake)
+    spec = vertex_spec(_spec(fake), executor, probe=False)
+    executor.deploy(spec, spec.parallelism)
+    assert executor.observe().machine_cores == cores
 
 
 def test_a_source_reporting_its_backlog_gives_lag_and_a_target_above_what_it_read() -> None:

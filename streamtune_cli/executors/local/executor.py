@@ -478,8 +478,16 @@ class LocalExecutor:
             lag_records=lag,
             latency_ms=None,
             cpu_cores=self.last_window["cpu_s"] / wall,
+            machine_cores=len(self.cpu_set) if self.cpu_set is not None else _usable_cpus(),
             operators=operators,
         )
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process (and so the job's processes) may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _cpu_set(cores: int | None) -> set[int] | None:

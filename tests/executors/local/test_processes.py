@@ -145,8 +145,10 @@ def test_a_script_read_from_stdin_can_run_a_job() -> None:
         "    print('ingested', obs.achieved_rate_rps > 0, sorted(obs.operators))\n"
         "    import os\n"
         "    print('pinned', {len(os.sched_getaffinity(pid)) for pid in ex.pids})\n"
+        "    print('machine cores', obs.machine_cores)\n"
     )
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ingested True ['bids', 'sink', 'to_euro']" in done.stdout
     assert "pinned {1}" in done.stdout  # cores=1: every process on one CPU
+    assert "machine cores 1" in done.stdout  # and each window says the job had that one CPU to run on
