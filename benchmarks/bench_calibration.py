@@ -150,17 +150,18 @@ def _spread(runs: list[Any]) -> float | None:
 
 
 def _replayed(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any, list[tuple[dict[str, int], Any, str]], list[list[Any]]]]]:
-    """A --save file's jobs as _measure_all yields them. Windows saved before the machine's core count was
-    part of an observation get the run's `cores` (they were measured on that machine); a window saved
-    without its deployments has its median alone."""
+    """A --save file's jobs as _measure_all yields them. A file saved before windows kept their deployments
+    (stop 21's) was also saved before an observation carried the machine's core count: its windows get the
+    run's `cores` (they were measured on that machine), and each has its median deployment alone."""
     from streamtune_cli.executors.base import Observation
     from streamtune_cli.spec.models import JobSpec
 
     data = json.loads(path.read_text())
+    old_format = not any("deployments" in w for job in data["jobs"] for w in job["windows"])
 
     def observation(raw: dict[str, Any]) -> Any:
         obs = Observation.model_validate(raw)
-        return obs if obs.machine_cores is not None else obs.model_copy(update={"machine_cores": data["cores"]})
+        return obs.model_copy(update={"machine_cores": data["cores"]}) if old_format and obs.machine_cores is None else obs
 
     jobs = []
     for job in data["jobs"]:
@@ -216,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.replay:
             print(f"measured {name}: {len(windows)} parallelisms", file=sys.stderr, flush=True)
 
+    # The cores the job ran on: what its windows say (a Flink cluster's task manager hosts), else this machine's.
+    machine = {obs.machine_cores for job in measured_jobs for _, obs, _ in job[2] if obs.machine_cores}
+    if len(machine) == 1:
+        cores = machine.pop()
     print(f"{executor} executor, {cores} cores; calibration at p={','.join(map(str, calibrate_at))} for every unit, sources flat out; "
           + (f"median of {repeat} deployments per parallelism" if repeat > 1 else "one deployment per parallelism")
           + (f" (replayed from {args.replay})" if args.replay else ""))

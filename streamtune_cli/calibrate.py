@@ -20,8 +20,9 @@ from runs that measure each operator on its own (`--no-fusion`, or a spec of ver
 The sim gives every instance a core; on a machine with fewer cores than busy instances,
 predicted_throughput also caps the job at the cores it gets: `fit_cores` finds them from the windows the
 machine held back, or, with `contention=True`, the machine's cores are shared and an instance waits while
-the others hold them all (`contention_limit`). benchmarks/bench_calibration.py compares both with
-measurements (docs/flink.md, "Fidelity").
+the others hold them all (`contention_limit`), and with `preemption` a busy instance also pays for being
+preempted by the others (`fit_preemption` reads the machine's cost of it from other jobs' windows).
+benchmarks/bench_calibration.py compares the three with measurements (docs/flink.md, "Fidelity").
 """
 
 from __future__ import annotations
@@ -159,14 +160,15 @@ def cpu_shares(observation: Any) -> dict[str, float]:
     free from the others' CPU (`_cpu_of_wall_busy`, a fixed point). A light thread beside busy ones waited
     most of its busy time, a busy one little of it: one that reads busy 0.95 stays nearly saturated, as it
     was, where one ratio for every operator would leave it headroom it never had. Without the core count,
-    that one ratio (used / busy) serves every operator. The local executor's busy is CPU time already, and
-    the sim's instances each own a core: both give 1."""
+    or with no more instances than cores (then nobody waited for one), that one ratio (used / busy) serves
+    every operator. The local executor's busy is CPU time already (unfused, it adds up to the CPU used),
+    and the sim's instances each own a core: both give 1."""
     ops = observation.operators
     used = getattr(observation, "cpu_cores", None)
     wall = {op: min(1.0, max(0.0, m.busy)) for op, m in ops.items()}
     count = {op: max(1, int(m.parallelism)) for op, m in ops.items()}
     busy = sum(wall[op] * count[op] for op in ops)
-    if used is None or busy <= 0 or used >= busy:
+    if used is None or used <= 0 or busy <= 0 or used >= busy:  # 0: no CPU read (a stale counter), not none used
         return {op: 1.0 for op in ops}
     ratio = max(used / busy, 1e-3)
     cores = getattr(observation, "machine_cores", None)
@@ -179,7 +181,9 @@ def cpu_shares(observation: Any) -> dict[str, float]:
 def _cpu_of_wall_busy(wall: dict[str, float], count: dict[str, int], cores: int, used: float) -> dict[str, float]:
     """Per operator, the CPU part of a wall-time busy: the window's wait (busy over all instances minus
     `used`) shared out in proportion to how often each operator's instances find every core held
-    (wall x (1 - free), free from the others' CPU). A damped fixed point from the proportional split."""
+    (wall x (1 - free), free from the others' CPU). A damped fixed point from the proportional split. An
+    operator's part is at most its busy (its CPU is never below 0), so where the model gives a light one
+    more wait than it was busy, the window's CPU adds up to a little more than `used`."""
     ops = list(wall)
     total = sum(wall[op] * count[op] for op in ops)
     waited = total - used
@@ -350,16 +354,7 @@ def _preempted_rate(spec: JobSpec, parallelism: dict[str, int], cores: int, pree
     rate = contended(plain)
     if preemption <= 0 or instances <= cores or not math.isfinite(rate) or rate <= 0:
         return rate
-    # What each operator's fitted cost already carries: its preemptions with every unit at its parallelism.
-    carried: dict[str, float] = {}
-    for p in {int(plain.parallelism[op]) for op in running}:
-        uniform = SimDeployment(spec, {op: p for op in plain.parallelism})
-        at = contended(uniform)
-        around = sum(int(uniform.parallelism[op]) for op in running) - 1
-        for op in running:
-            if int(plain.parallelism[op]) == p:
-                load = min(1.0, at * uniform.unit_demand[op] / uniform.usl[op]) if math.isfinite(at) else 0.0
-                carried[op] = 1.0 + preemption * load * around
+    carried = _carried_preemption(spec, plain, running, cores, preemption)
     for _ in range(30):
         deployment = SimDeployment(spec, parallelism)
         for op in running:
@@ -372,6 +367,24 @@ def _preempted_rate(spec: JobSpec, parallelism: dict[str, int], cores: int, pree
             return found
         rate = 0.5 * (rate + found)
     return rate
+
+
+def _carried_preemption(spec: JobSpec, plain: Any, running: list[str], cores: int, preemption: float) -> dict[str, float]:
+    """What each running operator's fitted cost already carries: the preemption charge of the windows it
+    was fitted from, every unit at its parallelism (at that deployment's contended rate); 1 where those
+    windows had a core per instance, and nobody was preempted."""
+    from streamtune_cli.executors.sim import SimDeployment
+
+    carried: dict[str, float] = {}
+    for p in {int(plain.parallelism[op]) for op in running}:
+        uniform = SimDeployment(spec, {op: p for op in plain.parallelism})
+        at = _on_cores(uniform, cores, True)
+        around = sum(int(uniform.parallelism[op]) for op in running) - 1
+        for op in running:
+            if int(plain.parallelism[op]) == p:
+                load = min(1.0, at * uniform.unit_demand[op] / uniform.usl[op]) if math.isfinite(at) else 0.0
+                carried[op] = 1.0 + preemption * load * around if around + 1 > cores else 1.0
+    return carried
 
 
 def fit_preemption(cases: list[tuple[JobSpec, dict[str, int], float]], cores: int) -> float:

@@ -199,6 +199,9 @@ def test_busy_that_counts_waiting_is_split_by_what_the_other_instances_hold() ->
             assert m.busy * shares[k] == pytest.approx(true.observation.operators[k].busy, rel=1e-4)
     _, fits = calibrate(spec, walled)
     assert {f.operator: f.cost_us for f in fits} == pytest.approx({"src": 4.0, "work": 10.0, "out": 1.0}, rel=1e-3)
+    # A window whose CPU counter did not move (0 used, a stale read) says nothing: its busy is taken as read.
+    stale = walled[0].observation.model_copy(update={"cpu_cores": 0.0})
+    assert set(cpu_shares(stale).values()) == {1.0}
     # One ratio for every operator (the core count unknown) gets the costs wrong.
     _, blind = calibrate(spec, [Sample(s.parallelism, s.observation.model_copy(update={"machine_cores": None}), "x") for s in walled])
     assert next(f for f in blind if f.operator == "out").cost_us > 1.02
@@ -326,3 +329,19 @@ def test_the_preemption_cost_is_read_back_from_mixed_windows_and_not_from_unifor
     uniform = [(s, {op.id: p for op in s.operators}, predicted_throughput(s, {op.id: p for op in s.operators}, cores=2, contention=True) * 0.9)
                for s in specs for p in (1, 2, 3)]
     assert fit_preemption(uniform, 2) == 0.0
+
+
+def test_windows_with_a_core_per_instance_carried_no_preemption() -> None:
+    from streamtune_cli.calibrate import _carried_preemption
+    from streamtune_cli.executors.sim import SimDeployment
+
+    spec = chain_spec([("src", "source", 4.0, 1.0), ("out", "sink", 2.0, 1.0)], rate_rps=1000.0, name="two")
+    mixed = SimDeployment(spec, {"src": 1, "out": 2})
+    carried = _carried_preemption(spec, mixed, ["src", "out"], 2, 0.1)
+    # src's cost came from windows at 1,1: two instances on two cores, nobody preempted. out's from 2,2:
+    # four instances, each busy one paying for the other three.
+    assert carried["src"] == 1.0
+    assert carried["out"] > 1.0
+    # So at 1,2 the source, now among three instances, pays its whole preemption.
+    plain = predicted_throughput(spec, {"src": 1, "out": 2}, cores=2, contention=True)
+    assert predicted_throughput(spec, {"src": 1, "out": 2}, cores=2, contention=True, preemption=0.1) < plain

@@ -191,14 +191,16 @@ class FlinkExecutor:
 
     def _task_manager_cores(self) -> int | None:
         """The CPU cores of the hosts the task managers run on (`/taskmanagers`, `hardware.cpuCores`), each
-        host counted once: task managers started on one machine share its cores. None where the cluster
-        does not say."""
+        host counted once: task managers started on one machine share its cores (a host is the address in a
+        task manager's RPC path, so containers on one machine with addresses of their own count apart).
+        None where the cluster does not say."""
         try:
             listing = self._rest.get("/taskmanagers")
         except ExecutorError:
             return None
         per_host: dict[str, int] = {}
-        for tm in listing.get("taskmanagers", []) if isinstance(listing, dict) else []:
+        managers = listing.get("taskmanagers") if isinstance(listing, dict) else None
+        for tm in managers if isinstance(managers, list) else []:
             hardware = tm.get("hardware") if isinstance(tm, dict) else None
             cores = hardware.get("cpuCores") if isinstance(hardware, dict) else None
             if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
