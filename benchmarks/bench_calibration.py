@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -194,13 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from streamtune_cli.calibrate import Sample, calibrate, fit_cores, fit_preemption, predicted_throughput
+    from streamtune_cli.machine import available_cores
     from streamtune_cli.spec.loader import spec_to_data
 
     if args.replay:
         saved, jobs = _replayed(args.replay)
         executor, cores, calibrate_at, repeat = saved["executor"], saved["cores"], saved["calibrate_at"], saved["repeat"]
     else:
-        executor, cores, repeat = args.executor, len(os.sched_getaffinity(0)), max(1, args.repeat)
+        executor, cores, repeat = args.executor, available_cores(), max(1, args.repeat)
         calibrate_at = sorted({int(p) for p in args.calibrate_at.split(",")})
         jobs = _measure_all(args, calibrate_at)
     kept, measured_jobs = [], []

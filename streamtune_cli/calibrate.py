@@ -345,13 +345,10 @@ def _preempted_rate(spec: JobSpec, parallelism: dict[str, int], cores: int, pree
     1 + preemption x load_k x (N - 1) per record. Loads and rate are a damped fixed point."""
     from streamtune_cli.executors.sim import SimDeployment
 
-    def contended(deployment: Any) -> float:
-        return _on_cores(deployment, cores, True)
-
     plain = SimDeployment(spec, parallelism)
     running = [op for op in plain.order if plain.unit_demand[op] > 0]
     instances = sum(int(plain.parallelism[op]) for op in running)
-    rate = contended(plain)
+    rate = _on_cores(plain, cores, True)
     if preemption <= 0 or instances <= cores or not math.isfinite(rate) or rate <= 0:
         return rate
     carried = _carried_preemption(spec, plain, running, cores, preemption)
@@ -362,7 +359,7 @@ def _preempted_rate(spec: JobSpec, parallelism: dict[str, int], cores: int, pree
             factor = (1.0 + preemption * load * (instances - 1)) / carried[op]
             deployment.usl[op] = plain.usl[op] / factor
             deployment.capacity[op] = plain.capacity[op] / factor
-        found = contended(deployment)
+        found = _on_cores(deployment, cores, True)
         if abs(found - rate) <= 1e-4 * rate:
             return found
         rate = 0.5 * (rate + found)

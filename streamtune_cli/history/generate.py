@@ -26,6 +26,7 @@ from streamtune_cli.executors.registry import make_executor
 from streamtune_cli.history.records import RunsBuilder
 from streamtune_cli.history.store import HistoryStore
 from streamtune_cli.history.templates import FAMILIES, Family, draw_spec
+from streamtune_cli.machine import available_cores
 from streamtune_cli.spec.graph import JobGraph
 from streamtune_cli.spec.models import JobSpec, Partitioning, Workload
 from streamtune_cli.tuning.oracle import oracle_parallelism
@@ -251,16 +252,9 @@ def _die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def default_workers(jobs: int) -> int:
     """Worker processes for `jobs` runs: one per available core, but one per ~250 runs at most (start-up cost)."""
-    return max(1, min(_available_cores(), 8, jobs // 250))
+    return max(1, min(available_cores(), 8, jobs // 250))
 
 
 def capped_workers(requested: int, chunks: int) -> int:
@@ -270,7 +264,7 @@ def capped_workers(requested: int, chunks: int) -> int:
     """
     if requested < 1:
         raise ValueError(f"workers must be >= 1, got {requested}")
-    return max(1, min(requested, chunks, _available_cores()))
+    return max(1, min(requested, chunks, available_cores()))
 
 
 def generate_history(

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from streamtune_cli.errors import ExecutorError, UsageError
 from streamtune_cli.executors.base import FRACTION_SLACK, Observation, OperatorMetrics, Parallelism
+from streamtune_cli.machine import available_cores
 from streamtune_cli.spec.models import JobSpec
 
 __all__ = ["LocalExecutor", "DeploymentStats", "LOCAL_START_METHOD", "nexmark_config"]
@@ -478,16 +479,9 @@ class LocalExecutor:
             lag_records=lag,
             latency_ms=None,
             cpu_cores=self.last_window["cpu_s"] / wall,
-            machine_cores=len(self.cpu_set) if self.cpu_set is not None else _usable_cpus(),
+            machine_cores=len(self.cpu_set) if self.cpu_set is not None else available_cores(),
             operators=operators,
         )
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process (and so the job's processes) may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _cpu_set(cores: int | None) -> set[int] | None:
